@@ -1,0 +1,94 @@
+"""BOPs, average bits and compression ratios (paper Eq. 3-4, supplementary 1.A).
+
+Units: ``macs`` are multiply-accumulates (the paper's "FLOP"), ``bops`` are
+bit operations ``macs * w_bits * a_bits``, ``avg_bits = sqrt(bops / macs)``
+(bits), ``b_comp = 32 * 32 * macs / bops`` and ``w_comp = 32 * params /
+sum(params * w_bits)`` (ratios against float32). Whether fixed-precision
+layers count is the caller's explicit choice (``include_fixed``); the paper's
+Table 1 leaves them out.
+"""
+import math
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterable, List, Optional
+
+
+@dataclass
+class LayerCost:
+    """One layer's size and precision."""
+    name: str
+    kind: str
+    macs: int
+    params: int
+    w_bits: int
+    a_bits: int
+    fixed: bool = False
+    group: Optional[str] = None
+    rows: int = 0
+
+    @property
+    def bops(self) -> int:
+        return self.macs * self.w_bits * self.a_bits
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d['bops'] = self.bops
+        return d
+
+
+def avg_bits(bops: float, macs: float) -> float:
+    """Average bit width of Eq. 4: ``sqrt(bops / macs)``.
+
+    >>> avg_bits(9 * 100, 100)
+    3.0
+    """
+    return math.sqrt(bops / macs)
+
+
+def summarize(layers: Iterable[LayerCost], include_fixed: bool = False) -> Dict[str, float]:
+    """Totals over ``layers`` (fixed-precision ones only if ``include_fixed``).
+
+    Returns:
+        dict with ``macs``, ``params``, ``bops``, ``avg_bits``, ``b_comp``,
+        ``w_comp``, ``w_bits_mean`` (params-weighted), ``a_bits_mean``
+        (MACs-weighted), ``num_layers`` and ``include_fixed``.
+    """
+    counted: List[LayerCost] = [c for c in layers if include_fixed or not c.fixed]
+    if not counted:
+        raise ValueError('no layer to count (all layers are fixed-precision and '
+                         'include_fixed is False)')
+    macs = sum(c.macs for c in counted)
+    params = sum(c.params for c in counted)
+    bops = sum(c.bops for c in counted)
+    w_bits_total = sum(c.params * c.w_bits for c in counted)
+    return dict(
+        num_layers=len(counted), include_fixed=include_fixed,
+        macs=macs, params=params, bops=bops,
+        avg_bits=avg_bits(bops, macs),
+        b_comp=32 * 32 * macs / bops,
+        w_comp=32 * params / w_bits_total,
+        w_bits_mean=w_bits_total / params,
+        a_bits_mean=sum(c.macs * c.a_bits for c in counted) / macs,
+    )
+
+
+def group_costs(layers: Iterable[LayerCost]) -> Dict[str, dict]:
+    """Per-group totals (``macs``, ``params``, ``bops``, bits if uniform)."""
+    groups: Dict[str, dict] = {}
+    for c in layers:
+        g = groups.setdefault(c.group or c.name, dict(layers=[], macs=0, params=0, bops=0,
+                                                      w_bits=set(), a_bits=set(),
+                                                      fixed=c.fixed, kinds=set()))
+        g['layers'].append(c.name)
+        g['macs'] += c.macs
+        g['params'] += c.params
+        g['bops'] += c.bops
+        g['w_bits'].add(c.w_bits)
+        g['a_bits'].add(c.a_bits)
+        g['kinds'].add(c.kind)
+        g['fixed'] = g['fixed'] and c.fixed
+    for g in groups.values():
+        for key in ('w_bits', 'a_bits'):
+            vals = sorted(g[key])
+            g[key] = vals[0] if len(vals) == 1 else vals
+        g['kinds'] = sorted(g['kinds'])
+    return groups

@@ -1,0 +1,61 @@
+"""BOPs report: per-layer and per-block tables and totals, as text and JSON.
+
+Columns follow the paper: Table 4 (block, type, params, FLOPs = MACs, w-bit,
+a-bit) per block and per layer, and Table 1 (w-bits, a-bits, W-Comp, B-Comp,
+average bits) for the totals.
+"""
+from typing import Dict, List, Optional
+
+from .cost import LayerCost, group_costs, summarize
+
+
+def _bits(v) -> str:
+    return str(v) if isinstance(v, int) else '/'.join(map(str, v))
+
+
+def build_report(costs: List[LayerCost], include_fixed: bool,
+                 block_types: Optional[Dict[str, str]] = None, settings: Optional[dict] = None
+                 ) -> dict:
+    """Everything the report shows, as a JSON-ready dict."""
+    groups = group_costs(costs)
+    block_types = block_types or {}
+    for name, g in groups.items():
+        g['type'] = block_types.get(name, '+'.join(k.capitalize() for k in g['kinds']))
+    return dict(settings=settings or {},
+                summary=summarize(costs, include_fixed=include_fixed),
+                summary_all_layers=summarize(costs, include_fixed=True),
+                blocks=groups, layers=[c.to_dict() for c in costs])
+
+
+def format_report(report: dict) -> str:
+    """Human-readable tables of :func:`build_report`'s output."""
+    lines = []
+    s = report['settings']
+    if s:
+        lines.append('settings: ' + ', '.join(f'{k}={v}' for k, v in s.items()))
+    lines.append('')
+    lines.append(f'{"Block":<34}{"B-Type":<18}{"Params":>10}{"FLOPs(MACs)":>14}'
+                 f'{"w-bit":>7}{"a-bit":>7}{"fixed":>7}')
+    for name, g in report['blocks'].items():
+        lines.append(f'{name:<34}{g["type"]:<18}{g["params"]:>10.3g}{g["macs"]:>14.3g}'
+                     f'{_bits(g["w_bits"]):>7}{_bits(g["a_bits"]):>7}'
+                     f'{("yes" if g["fixed"] else ""):>7}')
+    lines.append('')
+    lines.append(f'{"Layer":<44}{"kind":<8}{"Params":>10}{"MACs":>14}{"w":>4}{"a":>4}'
+                 f'{"BOPs":>14}{"RoIs":>6}')
+    for c in report['layers']:
+        rois = str(c['rows']) if c['rows'] else ''
+        lines.append(f'{c["name"]:<44}{c["kind"]:<8}{c["params"]:>10d}{c["macs"]:>14d}'
+                     f'{c["w_bits"]:>4}{c["a_bits"]:>4}{c["bops"]:>14d}{rois:>6}'
+                     + ('  fixed' if c['fixed'] else ''))
+    lines.append('')
+    for key, title in (('summary', 'Totals (as configured)'),
+                       ('summary_all_layers', 'Totals (all quantized layers)')):
+        t = report[key]
+        fixed = 'counted' if t['include_fixed'] else 'not counted'
+        lines.append(f'{title}: {t["num_layers"]} layers, fixed-precision layers {fixed}')
+        lines.append(f'  w-bits {t["w_bits_mean"]:.2f}  a-bits {t["a_bits_mean"]:.2f}  '
+                     f'W-Comp {t["w_comp"]:.2f}x  B-Comp {t["b_comp"]:.2f}x  '
+                     f'Ave-bit {t["avg_bits"]:.3f}')
+        lines.append(f'  MACs {t["macs"]:,}  params {t["params"]:,}  BOPs {t["bops"]:,}')
+    return '\n'.join(lines)

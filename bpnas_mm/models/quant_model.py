@@ -1,0 +1,121 @@
+"""``QuantModel``: an mmdet/mmpretrain model with quantized conv/linear layers.
+
+The wrapper builds the task model (``architecture``), swaps its layers for
+quantized ones with :func:`quantize_model`, optionally applies a
+mixed-precision file, and forwards ``train_step``/``val_step``/``test_step``
+to the task model unchanged, so mmdet's and mmpretrain's losses, metrics and
+loops work as they are. Layer names everywhere (rules, files, reports) are
+relative to the task model.
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+from mmengine.model import BaseModel
+from mmengine.runner import load_checkpoint
+from torch import nn
+
+from ..bops.cost import LayerCost
+from ..bops.probe import probe_layers
+from ..export.mixed_precision import MixedPrecision, load_mixed_precision
+from ..registry import MODELS
+from ..search.grouping import assign_groups, layer_to_group
+from .patcher import quantize_model
+from .probe_inputs import make_probe_forward
+
+#: how BOPs are probed unless the config says otherwise
+DEFAULT_BOPS = dict(input_shape=(3, 32, 32), roi_layers=(), num_rois=None,
+                    include_fixed=False)
+
+
+def check_bops_cfg(bops: Optional[dict]) -> dict:
+    cfg = dict(DEFAULT_BOPS)
+    unknown = set(bops or {}) - set(DEFAULT_BOPS)
+    if unknown:
+        raise ValueError(f'bops: unknown keys {sorted(unknown)}; allowed: {sorted(DEFAULT_BOPS)}')
+    cfg.update(bops or {})
+    cfg['input_shape'] = tuple(cfg['input_shape'])
+    if not isinstance(cfg['include_fixed'], bool):
+        raise ValueError(f'bops.include_fixed must be True or False, got {cfg["include_fixed"]!r}')
+    return cfg
+
+
+@MODELS.register_module()
+class QuantModel(BaseModel):
+    """A task model whose conv/linear layers are quantized.
+
+    Args:
+        architecture (dict | nn.Module): the mmdet/mmpretrain model (config).
+        quant (dict): the rule set, see :class:`bpnas_mm.models.QuantRules`.
+        grouping (list[str]): block regexes (:mod:`bpnas_mm.search.grouping`)
+            used to report and export per-block precision.
+        mixed_precision (str | dict, optional): a mixed-precision file whose
+            per-layer bits override ``quant``'s (it must name exactly the
+            quantized layers, and agree on fixed-precision ones).
+        float_checkpoint (str, optional): weights loaded into the task model
+            by :meth:`init_weights` (keys of a bare task model, or of a
+            wrapper: ``architecture.``/``module.`` prefixes are stripped).
+        bops (dict): ``input_shape`` (C, H, W) of the BOPs probe, ``roi_layers``
+            and ``num_rois`` for RoI heads, ``include_fixed`` for the totals.
+    """
+
+    def __init__(self, architecture: Union[dict, nn.Module], quant: Optional[dict] = None,
+                 grouping: Sequence[str] = (), mixed_precision=None,
+                 float_checkpoint: Optional[str] = None, bops: Optional[dict] = None,
+                 data_preprocessor=None, init_cfg=None):
+        arch = MODELS.build(architecture) if isinstance(architecture, dict) else architecture
+        if data_preprocessor is None:
+            data_preprocessor = getattr(arch, 'data_preprocessor', None)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.architecture = arch
+        self.bops_cfg = check_bops_cfg(bops)
+        self.qlayers = quantize_model(self.architecture, quant or {})
+        self.groups = assign_groups(list(self.qlayers), list(grouping))
+        self.float_checkpoint = float_checkpoint
+        self.mixed_precision: Optional[MixedPrecision] = None
+        if mixed_precision is not None:
+            self.apply_mixed_precision(mixed_precision)
+
+    # ------------------------------------------------------------------ precision
+    def apply_mixed_precision(self, mp) -> None:
+        """Set every quantized layer's bits from a mixed-precision file."""
+        mp = load_mixed_precision(mp)
+        mp.check_layers(self.qlayers, where='mixed_precision')
+        for name, layer in self.qlayers.items():
+            w_bits, a_bits = mp.bits(name)
+            if layer.fixed_precision and (w_bits, a_bits) != (layer.w_bits, layer.a_bits):
+                raise ValueError(
+                    f'mixed_precision: layer {name!r} is fixed at (w_bits={layer.w_bits}, '
+                    f'a_bits={layer.a_bits}) by quant.fixed, the file says ({w_bits}, {a_bits})')
+            layer.w_bits, layer.a_bits = w_bits, a_bits
+        self.mixed_precision = mp
+
+    def layer_costs(self) -> List[LayerCost]:
+        """Per-layer MACs/params (shape probe) with the current bits and groups."""
+        cfg = self.bops_cfg
+        shapes = probe_layers(self.architecture, make_probe_forward(cfg['input_shape']),
+                              roi_layers=cfg['roi_layers'], num_rois=cfg['num_rois'])
+        group_of = layer_to_group(self.groups)
+        costs = []
+        for name, layer in self.qlayers.items():
+            if name not in shapes:
+                raise RuntimeError(f'layer {name!r} did not run in the BOPs probe at input '
+                                   f'{cfg["input_shape"]}; it cannot be counted')
+            s = shapes[name]
+            costs.append(LayerCost(name, s.kind, s.macs, s.params, layer.w_bits, layer.a_bits,
+                                   bool(layer.fixed_precision), group_of[name], s.rows))
+        return costs
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.float_checkpoint:
+            load_checkpoint(self.architecture, self.float_checkpoint, map_location='cpu',
+                            strict=True, revise_keys=[(r'^module\.', ''),
+                                                      (r'^architecture\.', '')])
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        return self.architecture(inputs, data_samples, mode=mode)
+
+    def quant_summary(self) -> Dict[str, tuple]:
+        """Layer name -> (w_bits, a_bits, fixed)."""
+        return {n: (m.w_bits, m.a_bits, bool(m.fixed_precision)) for n, m in self.qlayers.items()}

@@ -1,0 +1,154 @@
+"""Quantized layers that *are* ``nn.Conv2d`` / ``nn.Linear``.
+
+``QConv2d`` and ``QLinear`` keep the torch layer's parameters and state-dict
+keys (quantizer state is added under ``w_quant.`` / ``a_quant.``, and may be
+absent from a float checkpoint). Each layer quantizes its weight to ``w_bits``
+and its *input* activation to ``a_bits``, so its BOPs are ``MACs * w_bits *
+a_bits`` (paper Eq. 3). With both at 32 bits and no reshaping the forward pass
+is the torch layer's own, bit for bit.
+
+Distribution reshaping (paper Eq. 17-18) is the float pre-training mode:
+``reshape_k=k`` clips the weight to ``T = k * mean|W|`` and, with
+``a_bits=32``, the input goes through a learnable clip (Clip-ReLU).
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import MODELS
+from .bits import FLOAT_BITS, check_bits
+from .quantizer import Quantizer
+
+
+def reshape_weight(weight: torch.Tensor, k: float) -> torch.Tensor:
+    """Clip ``weight`` to ``[-T, T]`` with ``T = k * mean|W|`` (Eq. 17-18)."""
+    t = k * weight.detach().abs().mean()
+    return torch.minimum(torch.maximum(weight, -t), t)
+
+
+class QuantMixin:
+    """Shared state and logic of the quantized layers (a mixin, not a module)."""
+
+    def _init_quant(self, w_bits: int, a_bits: int, a_signed: Optional[bool],
+                    reshape_k: Optional[float], w_init: str, w_init_k: float,
+                    a_init: str, a_init_k: float) -> None:
+        if reshape_k is not None and not reshape_k > 0:
+            raise ValueError(f'reshape_k must be a positive number or None, got {reshape_k!r}')
+        self.reshape_k = None if reshape_k is None else float(reshape_k)
+        self.w_quant = Quantizer(w_bits, signed=True, init=w_init, k=w_init_k)
+        self.a_quant = Quantizer(a_bits, signed=a_signed, init=a_init, k=a_init_k,
+                                 clip_float=reshape_k is not None)
+
+    @property
+    def w_bits(self) -> int:
+        return self.w_quant.bits
+
+    @w_bits.setter
+    def w_bits(self, value: int) -> None:
+        self.w_quant.bits = check_bits(value, 'w_bits')
+
+    @property
+    def a_bits(self) -> int:
+        return self.a_quant.bits
+
+    @a_bits.setter
+    def a_bits(self, value: int) -> None:
+        self.a_quant.bits = check_bits(value, 'a_bits')
+
+    @property
+    def is_float(self) -> bool:
+        """True when the forward pass is exactly the torch layer's."""
+        return (self.w_bits >= FLOAT_BITS and self.a_bits >= FLOAT_BITS
+                and self.reshape_k is None)
+
+    def quant_weight(self) -> torch.Tensor:
+        """The weight as used in the forward pass (reshaped and/or quantized)."""
+        w = self.weight
+        if self.reshape_k is not None:
+            w = reshape_weight(w, self.reshape_k)
+        return self.w_quant(w)
+
+    def quant_extra_repr(self) -> str:
+        return (f', w_bits={self.w_bits}, a_bits={self.a_bits}, '
+                f'reshape_k={self.reshape_k}')
+
+
+_QUANT_DEFAULTS = dict(w_bits=FLOAT_BITS, a_bits=FLOAT_BITS, a_signed=None,
+                       reshape_k=None, w_init='mean_abs', w_init_k=2.0,
+                       a_init='percentile', a_init_k=99.9)
+
+
+def _split_quant_kwargs(kwargs: dict) -> dict:
+    quant = {k: kwargs.pop(k, v) for k, v in _QUANT_DEFAULTS.items()}
+    return quant
+
+
+def _adopt(qmod: nn.Module, module: nn.Module) -> nn.Module:
+    """Make ``qmod`` (built on the meta device) share ``module``'s parameters.
+
+    Only ``weight``/``bias`` were created on 'meta' (the quantizers build their
+    own CPU tensors); they are replaced by the float layer's own parameters.
+    """
+    qmod.weight = module.weight
+    qmod.bias = module.bias
+    qmod.train(module.training)
+    return qmod.to(module.weight.device)
+
+
+@MODELS.register_module()
+class QConv2d(QuantMixin, nn.Conv2d):
+    """``nn.Conv2d`` with weight/input fake quantization (``w_bits``, ``a_bits``)."""
+
+    def __init__(self, *args, **kwargs):
+        quant = _split_quant_kwargs(kwargs)
+        super().__init__(*args, **kwargs)
+        self._init_quant(**quant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_float:
+            return super().forward(x)
+        return self._conv_forward(self.a_quant(x), self.quant_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self.quant_extra_repr()
+
+    @classmethod
+    def from_float(cls, module: nn.Conv2d, **quant_kwargs) -> 'QConv2d':
+        """Build from an ``nn.Conv2d``, sharing its weight and bias."""
+        if not isinstance(module, nn.Conv2d):
+            raise TypeError(f'QConv2d.from_float needs an nn.Conv2d, got {type(module).__name__}')
+        qmod = cls(module.in_channels, module.out_channels, module.kernel_size,
+                   stride=module.stride, padding=module.padding,
+                   dilation=module.dilation, groups=module.groups,
+                   bias=module.bias is not None, padding_mode=module.padding_mode,
+                   device='meta', **quant_kwargs)
+        return _adopt(qmod, module)
+
+
+@MODELS.register_module()
+class QLinear(QuantMixin, nn.Linear):
+    """``nn.Linear`` with weight/input fake quantization (``w_bits``, ``a_bits``)."""
+
+    def __init__(self, *args, **kwargs):
+        quant = _split_quant_kwargs(kwargs)
+        super().__init__(*args, **kwargs)
+        self._init_quant(**quant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_float:
+            return super().forward(x)
+        return F.linear(self.a_quant(x), self.quant_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self.quant_extra_repr()
+
+    @classmethod
+    def from_float(cls, module: nn.Linear, **quant_kwargs) -> 'QLinear':
+        """Build from an ``nn.Linear``, sharing its weight and bias."""
+        if not isinstance(module, nn.Linear):
+            raise TypeError(f'QLinear.from_float needs an nn.Linear, got {type(module).__name__}')
+        qmod = cls(module.in_features, module.out_features,
+                   bias=module.bias is not None, device='meta', **quant_kwargs)
+        return _adopt(qmod, module)

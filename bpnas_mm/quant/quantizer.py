@@ -1,0 +1,148 @@
+"""Uniform fake quantizers with a learnable clipping range ``alpha`` (paper Eq. 1).
+
+* signed (weights, and activations that can be negative):
+  ``s = alpha / (2^(b-1) - 1)``, ``Q(x) = round(clamp(x, -alpha, alpha) / s) * s``;
+  at ``b = 1`` the binary ``alpha * sign(x)``.
+* unsigned (PACT clip-ReLU, activations after a ReLU):
+  ``s = alpha / (2^b - 1)``, ``Q(x) = round(clamp(x, 0, alpha) / s) * s``.
+
+Rounding uses the straight-through estimator, so ``dQ/dx`` is 1 inside the clip
+range and 0 outside, and ``alpha`` receives the PACT/LSQ gradient (1 above the
+range, ``round(x/s) - x/s`` scaled by ``ds/dalpha`` inside). ``alpha`` starts
+from the data: weights from ``k * mean|W|`` (``max|W|`` at most), activations from a
+percentile of the first batch seen (averaged over ranks when distributed).
+"""
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .bits import FLOAT_BITS, check_bits
+from .ste import round_ste, sign_ste
+
+
+def num_steps(bits: int, signed: bool) -> int:
+    """Number of positive quantization steps ``n`` (the step is ``alpha / n``)."""
+    return 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+
+
+def clip(x: torch.Tensor, alpha: torch.Tensor, signed: bool) -> torch.Tensor:
+    """Clamp to ``[-alpha, alpha]`` (signed) or ``[0, alpha]`` (unsigned, clip-ReLU)."""
+    low = -alpha if signed else torch.zeros_like(alpha)
+    return torch.minimum(torch.maximum(x, low), alpha)
+
+
+def fake_quant(x: torch.Tensor, alpha: torch.Tensor, bits: int,
+               signed: bool) -> torch.Tensor:
+    """Quantize ``x`` to ``bits`` with clip ``alpha`` (differentiable through STE).
+
+    ``bits >= 32`` returns ``x`` unchanged.
+
+    >>> import torch
+    >>> fake_quant(torch.tensor([0.1, 0.9, 2.0]), torch.tensor(1.0), 1, False).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    if bits >= FLOAT_BITS:
+        return x
+    xc = clip(x, alpha, signed)
+    if signed and bits == 1:
+        return alpha * sign_ste(xc)
+    step = alpha / num_steps(bits, signed)
+    return round_ste(xc / step) * step
+
+
+class Quantizer(nn.Module):
+    """A fake quantizer with its own learnable ``alpha``.
+
+    Args:
+        bits (int): bit width, 1..32; 32 disables quantization.
+        signed (bool | None): symmetric signed range, unsigned ``[0, alpha]``,
+            or ``None`` to decide from the first batch (signed if it has a
+            negative value). Decided values persist in the state dict.
+        init (str): how ``alpha`` starts: ``'mean_abs'`` (``k * mean|x|``,
+            capped at ``max|x|``), ``'max'`` or ``'percentile'`` (``k``-th
+            percentile of ``|x|``).
+        k (float): the factor/percentile of ``init``.
+        clip_float (bool): at 32 bits, still clip to the learnable range
+            (the Clip-ReLU of distribution reshaping, paper Eq. 17-18).
+    """
+
+    INIT_MODES = ('mean_abs', 'max', 'percentile')
+
+    def __init__(self, bits: int = FLOAT_BITS, signed: Optional[bool] = None,
+                 init: str = 'percentile', k: float = 99.9,
+                 clip_float: bool = False):
+        super().__init__()
+        if init not in self.INIT_MODES:
+            raise ValueError(f'init must be one of {self.INIT_MODES}, got {init!r}')
+        self.bits = check_bits(bits, 'bits')
+        self.init = init
+        self.k = float(k)
+        self.clip_float = clip_float
+        self.alpha = nn.Parameter(torch.tensor(1.0))
+        self.register_buffer('initialized', torch.tensor(False))
+        # -1: undecided (auto), 0: unsigned, 1: signed
+        self.register_buffer('signed_code', torch.tensor(
+            -1 if signed is None else int(bool(signed)), dtype=torch.int8))
+        self.calibrate = True  #: set False to keep alpha untouched (shape probes)
+
+    @property
+    def signed(self) -> Optional[bool]:
+        code = int(self.signed_code)
+        return None if code < 0 else bool(code)
+
+    @property
+    def enabled(self) -> bool:
+        return self.bits < FLOAT_BITS or self.clip_float
+
+    def extra_repr(self) -> str:
+        return (f'bits={self.bits}, signed={self.signed}, init={self.init!r}, '
+                f'k={self.k}, clip_float={self.clip_float}')
+
+    @torch.no_grad()
+    def initialize(self, x: torch.Tensor) -> None:
+        """Set ``alpha`` (and an undecided sign) from the data ``x``."""
+        x = x.detach().float()
+        if self.signed is None:
+            self.signed_code.fill_(int(bool((x < 0).any())))
+        mag = x.abs().flatten() if self.signed else x.clamp(min=0).flatten()
+        if self.init == 'max':
+            value = mag.max()
+        elif self.init == 'mean_abs':
+            value = torch.minimum(self.k * mag.mean(), mag.max())
+        else:
+            if mag.numel() > 1_000_000:  # quantile has a size limit; subsample
+                idx = torch.randint(0, mag.numel(), (1_000_000,), device=mag.device)
+                mag = mag[idx]
+            value = torch.quantile(mag, self.k / 100.0)
+        value = value.clamp(min=1e-8)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(value)
+            value /= dist.get_world_size()
+        self.alpha.data.fill_(float(value))
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if not bool(self.initialized) and self.calibrate:
+            self.initialize(x)
+        signed = self.signed
+        if signed is None:  # never calibrated (calibration frozen): treat as signed
+            signed = True
+        alpha = self.alpha.to(x.dtype)
+        if self.bits >= FLOAT_BITS:
+            return clip(x, alpha, signed)
+        return fake_quant(x, alpha, self.bits, signed)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        # A float checkpoint has no quantizer state: keep the defaults (alpha is
+        # then calibrated from data) instead of failing a strict load.
+        own = [prefix + n for n in ('alpha', 'initialized', 'signed_code')]
+        before = len(missing_keys)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
+        if not any(k in state_dict for k in own):
+            del missing_keys[before:]

@@ -1,0 +1,3 @@
+from .checkpoint_safety import allow_mmengine_checkpoints
+
+__all__ = ['allow_mmengine_checkpoints']

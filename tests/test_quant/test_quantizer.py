@@ -1,0 +1,113 @@
+"""Invariants of the fake quantizers (Eq. 1 and PACT)."""
+import pytest
+import torch
+
+from bpnas_mm.quant import Quantizer, fake_quant, num_steps
+
+
+@pytest.mark.parametrize('bits', [1, 2, 3, 4, 6, 8])
+@pytest.mark.parametrize('signed', [True, False])
+def test_at_most_2_pow_b_levels(bits, signed):
+    x = torch.randn(100_000) * 3
+    q = fake_quant(x, torch.tensor(2.0), bits, signed)
+    assert q.unique().numel() <= 2 ** bits
+    assert q.abs().max() <= 2.0 + 1e-6
+    if not signed:
+        assert q.min() >= 0
+
+
+@pytest.mark.parametrize('bits', [2, 3, 4, 8])
+@pytest.mark.parametrize('signed', [True, False])
+def test_on_grid_values_pass_unchanged(bits, signed):
+    alpha = torch.tensor(1.5)
+    n = num_steps(bits, signed)
+    step = alpha / n
+    ints = torch.arange(-n if signed else 0, n + 1, dtype=torch.float32)
+    grid = ints * step
+    assert torch.equal(fake_quant(grid, alpha, bits, signed), grid)
+
+
+def test_eq1_closed_form_values():
+    # 3-bit signed, alpha = 3: step = 3 / (2^2 - 1) = 1
+    x = torch.tensor([-5.0, -1.4, -0.6, 0.2, 0.5001, 2.49, 7.0])
+    q = fake_quant(x, torch.tensor(3.0), 3, True)
+    assert q.tolist() == [-3.0, -1.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+    # 2-bit unsigned, alpha = 3: step = 3 / 3 = 1, negatives clip to 0
+    q = fake_quant(x, torch.tensor(3.0), 2, False)
+    assert q.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+
+
+def test_float_bits_is_identity():
+    x = torch.randn(1000)
+    assert fake_quant(x, torch.tensor(0.1), 32, True) is x
+
+
+@pytest.mark.parametrize('signed', [True, False])
+def test_ste_gradient_one_inside_zero_outside(signed):
+    alpha = torch.tensor(1.0)
+    x = torch.tensor([-2.0, -0.7, -0.3, 0.3, 0.7, 2.0], requires_grad=True)
+    fake_quant(x, alpha, 4, signed).sum().backward()
+    if signed:
+        expected = [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    else:
+        expected = [0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+    assert x.grad.tolist() == expected
+
+
+def test_alpha_gets_pact_gradient():
+    alpha = torch.tensor(1.0, requires_grad=True)
+    # above the range: dQ/dalpha = 1 (PACT)
+    fake_quant(torch.tensor([5.0]), alpha, 4, False).sum().backward()
+    assert alpha.grad.item() == pytest.approx(1.0)
+    # inside: (round(x/s) - x/s) * ds/dalpha with s = alpha / 15
+    alpha.grad = None
+    x = torch.tensor([0.31])
+    fake_quant(x, alpha, 4, False).sum().backward()
+    s = 1.0 / 15
+    expected = (round(0.31 / s) - 0.31 / s) / 15
+    assert alpha.grad.item() == pytest.approx(expected, rel=1e-5)
+    # below zero (unsigned): no gradient at all
+    alpha.grad = None
+    fake_quant(torch.tensor([-1.0]), alpha, 4, False).sum().backward()
+    assert alpha.grad.item() == 0.0
+
+
+def test_binary_signed():
+    x = torch.tensor([-0.3, 0.0, 0.2, 5.0])
+    q = fake_quant(x, torch.tensor(0.5), 1, True)
+    assert q.tolist() == [-0.5, 0.5, 0.5, 0.5]
+
+
+def test_alpha_initialised_from_data_and_sign_decided():
+    torch.manual_seed(0)
+    q = Quantizer(4, signed=None, init='percentile', k=99.0)
+    x = torch.relu(torch.randn(4, 1000)) * 5
+    q(x)
+    assert bool(q.initialized)
+    assert q.signed is False
+    assert q.alpha.item() == pytest.approx(torch.quantile(x.flatten(), 0.99).item(), rel=1e-4)
+    # calibrates once only
+    q(x * 100)
+    assert q.alpha.item() < 100
+    q2 = Quantizer(4, signed=None, init='max')
+    q2(torch.tensor([-3.0, 1.0]))
+    assert q2.signed is True and q2.alpha.item() == 3.0
+
+
+def test_mean_abs_init_capped_at_max():
+    q = Quantizer(4, signed=True, init='mean_abs', k=2.0)
+    w = torch.tensor([0.1, -0.1, 0.1, -1.0])
+    q(w)
+    assert q.alpha.item() == pytest.approx(2 * w.abs().mean().item())
+    q = Quantizer(4, signed=True, init='mean_abs', k=100.0)
+    q(w)
+    assert q.alpha.item() == pytest.approx(1.0)
+
+
+def test_bad_bits_and_init_rejected():
+    with pytest.raises(ValueError, match='bits must be an integer in 1..32'):
+        Quantizer(0)
+    with pytest.raises(ValueError, match='bits must be an integer in 1..32'):
+        Quantizer(2.5)
+    with pytest.raises(ValueError, match='init must be one of'):
+        Quantizer(4, init='median')

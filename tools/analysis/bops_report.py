@@ -1,0 +1,83 @@
+"""Print (and save as JSON) the BOPs report of a config's model.
+
+    python tools/analysis/bops_report.py CONFIG [--mp-config FILE]
+        [--include-fixed | --exclude-fixed] [--input-shape C H W]
+        [--json OUT.json] [--cfg-options key=value ...]
+
+A ``bpnas_mm.QuantModel`` config is reported as configured (or with the bits
+of ``--mp-config``); any other model config is reported in float (32 bit).
+"""
+import argparse
+import json
+import os
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import MODELS, init_default_scope
+
+import bpnas_mm  # noqa: F401
+from bpnas_mm.bops.report import build_report, format_report
+from bpnas_mm.models import QuantModel
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument('config')
+    p.add_argument('--mp-config', help='mixed-precision JSON file to apply')
+    fixed = p.add_mutually_exclusive_group()
+    fixed.add_argument('--include-fixed', dest='include_fixed', action='store_true', default=None,
+                       help='count fixed-precision layers in the totals')
+    fixed.add_argument('--exclude-fixed', dest='include_fixed', action='store_false',
+                       help='leave fixed-precision layers out of the totals (paper Table 1)')
+    p.add_argument('--input-shape', type=int, nargs=3, metavar=('C', 'H', 'W'),
+                   help='input size of the shape probe (default: the config\'s bops.input_shape)')
+    p.add_argument('--json', help='also write the report as JSON here')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return p.parse_args(argv)
+
+
+def build_model(cfg: Config, input_shape=None):
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model_cfg = cfg.model
+    if input_shape:
+        model_cfg.setdefault('bops', {})['input_shape'] = tuple(input_shape)
+    model = MODELS.build(model_cfg)
+    if not isinstance(model, QuantModel):
+        bops = dict(input_shape=tuple(input_shape)) if input_shape else None
+        model = QuantModel(model, quant=dict(w_bits=32, a_bits=32), bops=bops)
+    return model
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not os.path.isfile(args.config):
+        sys.exit(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    model = build_model(cfg, args.input_shape)
+    if args.mp_config:
+        model.apply_mixed_precision(args.mp_config)
+    include_fixed = model.bops_cfg['include_fixed'] if args.include_fixed is None \
+        else args.include_fixed
+    block_types = {}
+    for g in model.groups:
+        try:
+            block_types[g] = type(model.architecture.get_submodule(g)).__name__
+        except AttributeError:
+            pass
+    settings = dict(config=args.config, mp_config=args.mp_config,
+                    input_shape=list(model.bops_cfg['input_shape']),
+                    num_rois=model.bops_cfg['num_rois'], include_fixed=include_fixed)
+    report = build_report(model.layer_costs(), include_fixed, block_types, settings)
+    print(format_report(report))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=2)
+        print(f'\nJSON report written to {args.json}')
+    return report
+
+
+if __name__ == '__main__':
+    main()
