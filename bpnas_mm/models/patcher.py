@@ -56,10 +56,10 @@ class QuantRules:
     fixed: List[dict] = field(default_factory=list)
     signed: List[dict] = field(default_factory=list)
     reshape_k: Optional[float] = None
-    w_init: str = 'mean_abs'
-    w_init_k: float = 2.0
-    a_init: str = 'percentile'
-    a_init_k: float = 99.9
+    w_init: str = 'mse'
+    w_init_k: float = 100
+    a_init: str = 'mse'
+    a_init_k: float = 100
 
     def __post_init__(self):
         self.w_bits = check_bits(self.w_bits, 'quant.w_bits')

@@ -76,8 +76,8 @@ class QuantMixin:
 
 
 _QUANT_DEFAULTS = dict(w_bits=FLOAT_BITS, a_bits=FLOAT_BITS, a_signed=None,
-                       reshape_k=None, w_init='mean_abs', w_init_k=2.0,
-                       a_init='percentile', a_init_k=99.9)
+                       reshape_k=None, w_init='mse', w_init_k=100,
+                       a_init='mse', a_init_k=100)
 
 
 def _split_quant_kwargs(kwargs: dict) -> dict:

@@ -9,8 +9,9 @@
 Rounding uses the straight-through estimator, so ``dQ/dx`` is 1 inside the clip
 range and 0 outside, and ``alpha`` receives the PACT/LSQ gradient (1 above the
 range, ``round(x/s) - x/s`` scaled by ``ds/dalpha`` inside). ``alpha`` starts
-from the data: weights from ``k * mean|W|`` (``max|W|`` at most), activations from a
-percentile of the first batch seen (averaged over ranks when distributed).
+from the data of the first batch seen (for weights: the weights), by default
+as the clip that minimises the quantization MSE at this bit width (averaged
+over ranks when distributed).
 """
 from typing import Optional
 
@@ -52,6 +53,23 @@ def fake_quant(x: torch.Tensor, alpha: torch.Tensor, bits: int,
     return round_ste(xc / step) * step
 
 
+@torch.no_grad()
+def mse_clip(mag: torch.Tensor, bits: int, signed: bool, grid: int = 100) -> torch.Tensor:
+    """The clip ``alpha`` in ``{max|x| * i / grid}`` with the least quantization MSE.
+
+    ``mag`` holds magnitudes (``|x|``, or the positive part when unsigned); the
+    error of the signed quantizer is symmetric, so magnitudes suffice.
+    """
+    top = mag.max().clamp(min=1e-8)
+    best, best_err = top, None
+    for i in range(1, grid + 1):
+        alpha = top * i / grid
+        err = (fake_quant(mag, alpha, bits, signed) - mag).pow(2).mean()
+        if best_err is None or err < best_err:
+            best, best_err = alpha, err
+    return best
+
+
 class Quantizer(nn.Module):
     """A fake quantizer with its own learnable ``alpha``.
 
@@ -60,18 +78,20 @@ class Quantizer(nn.Module):
         signed (bool | None): symmetric signed range, unsigned ``[0, alpha]``,
             or ``None`` to decide from the first batch (signed if it has a
             negative value). Decided values persist in the state dict.
-        init (str): how ``alpha`` starts: ``'mean_abs'`` (``k * mean|x|``,
-            capped at ``max|x|``), ``'max'`` or ``'percentile'`` (``k``-th
-            percentile of ``|x|``).
-        k (float): the factor/percentile of ``init``.
+        init (str): how ``alpha`` starts: ``'mse'`` (the clip among ``k``
+            fractions of ``max|x|`` with the least quantization MSE; at 32
+            bits, the Clip-ReLU of reshaping, the 99.9th percentile), ``'mean_abs'`` (``k * mean|x|``, capped at ``max|x|``),
+            ``'max'`` or ``'percentile'`` (``k``-th percentile of ``|x|``).
+        k (float): the grid size / factor / percentile of ``init``.
         clip_float (bool): at 32 bits, still clip to the learnable range
             (the Clip-ReLU of distribution reshaping, paper Eq. 17-18).
     """
 
-    INIT_MODES = ('mean_abs', 'max', 'percentile')
+    INIT_MODES = ('mse', 'mean_abs', 'max', 'percentile')
+    MAX_INIT_SAMPLES = 1_000_000
 
     def __init__(self, bits: int = FLOAT_BITS, signed: Optional[bool] = None,
-                 init: str = 'percentile', k: float = 99.9,
+                 init: str = 'mse', k: float = 100,
                  clip_float: bool = False):
         super().__init__()
         if init not in self.INIT_MODES:
@@ -107,14 +127,19 @@ class Quantizer(nn.Module):
         if self.signed is None:
             self.signed_code.fill_(int(bool((x < 0).any())))
         mag = x.abs().flatten() if self.signed else x.clamp(min=0).flatten()
-        if self.init == 'max':
+        if mag.numel() > self.MAX_INIT_SAMPLES:  # bounded cost (and quantile's size limit)
+            gen = torch.Generator(device=mag.device).manual_seed(0)
+            mag = mag[torch.randint(0, mag.numel(), (self.MAX_INIT_SAMPLES,), generator=gen,
+                                    device=mag.device)]
+        if self.init == 'mse' and self.bits >= FLOAT_BITS:
+            value = torch.quantile(mag, 0.999)  # Clip-ReLU: cut the long tail
+        elif self.init == 'max':
             value = mag.max()
+        elif self.init == 'mse':
+            value = mse_clip(mag, self.bits, self.signed, int(self.k))
         elif self.init == 'mean_abs':
             value = torch.minimum(self.k * mag.mean(), mag.max())
         else:
-            if mag.numel() > 1_000_000:  # quantile has a size limit; subsample
-                idx = torch.randint(0, mag.numel(), (1_000_000,), device=mag.device)
-                mag = mag[idx]
             value = torch.quantile(mag, self.k / 100.0)
         value = value.clamp(min=1e-8)
         if dist.is_available() and dist.is_initialized():

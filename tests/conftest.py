@@ -1,0 +1,25 @@
+import pytest
+import torch
+from torch import nn
+
+from bpnas_mm.models import ResNetCIFAR
+
+
+class TinyClassifier(nn.Module):
+    """ResNetCIFAR + pooling + fc, without mmpretrain (for pure-torch tests)."""
+
+    def __init__(self, depth=20):
+        super().__init__()
+        self.backbone = ResNetCIFAR(depth=depth)
+        self.head = nn.Module()
+        self.head.fc = nn.Linear(64, 10)
+
+    def forward(self, x, data_samples=None, mode='tensor'):
+        feat = self.backbone(x)[-1].mean((2, 3))
+        return self.head.fc(feat)
+
+
+@pytest.fixture
+def tiny_classifier():
+    torch.manual_seed(0)
+    return TinyClassifier()
