@@ -35,8 +35,8 @@ VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install --disable-pip-version-check -q)
 
 log "installing build tools and torch (taken from this machine's disk where available)"
-# setuptools < 82: mmcv 2.1.0's setup.py imports pkg_resources (removed in 82).
-"${PIP[@]}" "setuptools>=77,<82" wheel ninja psutil
+# setuptools < 81: mmcv 2.1.0's setup.py imports pkg_resources (removed in 82).
+"${PIP[@]}" "setuptools>=77,<81" wheel ninja psutil
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
 
 build_mmcv_wheel() {
@@ -68,7 +68,7 @@ fi
 
 log "installing runtime and test requirements"
 "${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
-    "mmcv==$MMCV_VERSION" "setuptools>=77,<82"
+    "mmcv==$MMCV_VERSION" "setuptools>=77,<81"
 log "installing bpnas_mm (editable)"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 

@@ -77,13 +77,14 @@ def probe_layers(model: nn.Module, forward: Callable[[nn.Module], object], batch
         num_rois: RoIs per image assumed for ``roi_layers`` (required with them).
 
     Returns:
-        dict name -> :class:`LayerShape`, in module order, for every layer
-        that ran (layers that never ran are left out).
+        dict name -> :class:`LayerShape`, in the order the layers first ran,
+        for every layer that ran (layers that never ran are left out).
     """
     layers = quantizable_layers(model)
     macs = {n: 0 for n in layers}
     calls = {n: 0 for n in layers}
     rows = {n: 0 for n in layers}
+    order = []
 
     def hook(name):
         def fn(mod, inputs, out):
@@ -93,6 +94,8 @@ def probe_layers(model: nn.Module, forward: Callable[[nn.Module], object], batch
             else:
                 macs[name] += linear_macs(mod, inputs[0])
                 rows[name] += inputs[0].numel() // mod.in_features
+            if not calls[name]:
+                order.append(name)
             calls[name] += 1
         return fn
 
@@ -107,14 +110,12 @@ def probe_layers(model: nn.Module, forward: Callable[[nn.Module], object], batch
             h.remove()
         model.train(was_training)
 
-    roi_names = set(match(list(roi_layers), [n for n in layers if calls[n]], 'roi_layers')) \
-        if roi_layers else set()
+    roi_names = set(match(list(roi_layers), order, 'bops.roi_layers')) if roi_layers else set()
     if roi_names and not num_rois:
         raise ValueError('num_rois must be a positive integer when roi_layers is given')
     out = {}
-    for name, mod in layers.items():
-        if not calls[name]:
-            continue
+    for name in order:
+        mod = layers[name]
         total, n_rows = macs[name], 0
         if name in roi_names:
             total = total * num_rois // max(rows[name], 1)

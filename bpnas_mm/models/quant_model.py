@@ -89,17 +89,21 @@ class QuantModel(BaseModel):
         self.mixed_precision = mp
 
     def layer_costs(self) -> List[LayerCost]:
-        """Per-layer MACs/params (shape probe) with the current bits and groups."""
+        """Per-layer MACs/params (shape probe) with the current bits and groups,
+        in execution order."""
         cfg = self.bops_cfg
         shapes = probe_layers(self.architecture, make_probe_forward(cfg['input_shape']),
                               roi_layers=cfg['roi_layers'], num_rois=cfg['num_rois'])
         group_of = layer_to_group(self.groups)
+        silent = [n for n in self.qlayers if n not in shapes]
+        if silent:
+            raise RuntimeError(f'layers {silent[:5]} did not run in the BOPs probe at input '
+                               f'{cfg["input_shape"]}; they cannot be counted')
         costs = []
-        for name, layer in self.qlayers.items():
-            if name not in shapes:
-                raise RuntimeError(f'layer {name!r} did not run in the BOPs probe at input '
-                                   f'{cfg["input_shape"]}; it cannot be counted')
-            s = shapes[name]
+        for name, s in shapes.items():
+            if name not in self.qlayers:
+                continue  # a float (excluded) layer
+            layer = self.qlayers[name]
             costs.append(LayerCost(name, s.kind, s.macs, s.params, layer.w_bits, layer.a_bits,
                                    bool(layer.fixed_precision), group_of[name], s.rows))
         return costs

@@ -30,7 +30,8 @@ def _numpy_globals() -> list:
 def history_buffer_getattr(obj, name: str):
     """``getattr`` limited to ``HistoryBuffer``'s statistics methods."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint: only '

@@ -111,3 +111,20 @@ def test_bad_bits_and_init_rejected():
         Quantizer(2.5)
     with pytest.raises(ValueError, match='init must be one of'):
         Quantizer(4, init='median')
+
+
+@pytest.mark.parametrize('bits', [2, 4, 8])
+def test_mse_init_beats_max_and_depends_on_bits(bits):
+    torch.manual_seed(0)
+    w = torch.randn(20_000)
+    q = Quantizer(bits, signed=True, init='mse')
+    q(w)
+    alpha = q.alpha.detach()
+    err = (fake_quant(w, alpha, bits, True) - w).pow(2).mean()
+    err_max = (fake_quant(w, w.abs().max(), bits, True) - w).pow(2).mean()
+    assert err <= err_max
+    assert 0 < alpha <= w.abs().max()
+    if bits == 2:  # low bits clip much harder than high bits
+        q8 = Quantizer(8, signed=True, init='mse')
+        q8(w)
+        assert alpha < 0.6 * q8.alpha.item()

@@ -63,9 +63,11 @@ def main(argv=None):
     block_types = {}
     for g in model.groups:
         try:
-            block_types[g] = type(model.architecture.get_submodule(g)).__name__
+            module = model.architecture.get_submodule(g)
         except AttributeError:
-            pass
+            continue
+        if g not in model.qlayers:  # a block; single layers are typed Conv/Linear
+            block_types[g] = type(module).__name__
     settings = dict(config=args.config, mp_config=args.mp_config,
                     input_shape=list(model.bops_cfg['input_shape']),
                     num_rois=model.bops_cfg['num_rois'], include_fixed=include_fixed)
