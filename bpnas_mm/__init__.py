@@ -4,7 +4,7 @@ Importing the package registers its components in the ``bpnas_mm`` registries
 (see :mod:`bpnas_mm.registry`) and allow-lists the types of mmengine
 checkpoints for ``torch.load(weights_only=True)``.
 """
-from . import bops, export, models, quant, search  # noqa: F401  (registration)
+from . import algorithms, bops, datasets, engine, export, models, quant, search  # noqa: F401,E501
 from .utils import allow_mmengine_checkpoints
 
 __version__ = '0.1.0'

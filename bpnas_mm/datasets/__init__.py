@@ -1,0 +1,3 @@
+from .split import SplitDataset
+
+__all__ = ['SplitDataset']

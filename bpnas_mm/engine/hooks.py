@@ -1,0 +1,141 @@
+"""Hooks of the search: barrier schedule, architecture logging, file export."""
+import json
+import math
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ..export.mixed_precision import save_mixed_precision
+from ..registry import HOOKS
+
+
+def _algorithm(runner):
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if not hasattr(model, 'space'):
+        raise TypeError(f'this hook needs a bpnas_mm.BPNAS model, got {type(model).__name__}')
+    return model
+
+
+@HOOKS.register_module()
+class BarrierMuHook(Hook):
+    """Schedule the barrier weight ``mu`` over the search (paper: small early).
+
+    ``mu = start + (end - start) * f(progress)`` with ``progress = iter / max_iters``
+    and ``f`` linear, cosine (``(1 - cos(pi t)) / 2``) or constant (``mu = start``).
+    """
+
+    SCHEDULES = ('linear', 'cosine', 'constant')
+    priority = 'NORMAL'
+
+    def __init__(self, start: float = 0.05, end: float = 0.2, schedule: str = 'linear'):
+        if schedule not in self.SCHEDULES:
+            raise ValueError(f'BarrierMuHook.schedule must be one of {self.SCHEDULES}, '
+                             f'got {schedule!r}')
+        if min(start, end) < 0:
+            raise ValueError(f'BarrierMuHook: start and end must be >= 0, got {start}, {end}')
+        self.start, self.end, self.schedule = float(start), float(end), schedule
+
+    def mu_at(self, progress: float) -> float:
+        t = min(max(progress, 0.0), 1.0)
+        if self.schedule == 'constant':
+            return self.start
+        f = t if self.schedule == 'linear' else (1 - math.cos(math.pi * t)) / 2
+        return self.start + (self.end - self.start) * f
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        _algorithm(runner).mu = self.mu_at(runner.iter / max(runner.max_iters, 1))
+
+
+@HOOKS.register_module()
+class ArchLoggingHook(Hook):
+    """Log the importance factors, ``E`` and the argmax cost every ``interval`` iters.
+
+    Scalars go to the visualizer (``arch/<group>/w<b>a<a>``, every backend:
+    local JSON, TensorBoard, ...) and one JSON line per log to
+    ``<work_dir>/arch_history.jsonl`` (read by ``tools/analysis/plot_search.py``).
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self, interval: int = 50, filename: str = 'arch_history.jsonl'):
+        self.interval = interval
+        self.filename = filename
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not self.every_n_train_iters(runner, self.interval) and not self.is_last_train_iter(runner):
+            return
+        self.log(runner)
+
+    def log(self, runner) -> None:
+        model = _algorithm(runner)
+        probs = [p.detach().cpu() for p in model.probs()]
+        space = model.space
+        choice, moves = space.repair(space.argmax(probs), probs, model.budget)
+        record = dict(iter=runner.iter + 1, epoch=runner.epoch, mu=model.mu,
+                      budget=model.budget, expected_bits=float(space.expected_bits(probs)),
+                      argmax_bits=space.avg_bits_of(space.argmax(probs)),
+                      sampled_bits=space.avg_bits_of(choice), repaired=bool(moves),
+                      candidates=[list(c) for c in space.candidates],
+                      probs={g: [round(float(v), 6) for v in p]
+                             for g, p in zip(space.names, probs)})
+        scalars = {f'arch/{g}/w{w}a{a}': float(p[j]) for g, p in zip(space.names, probs)
+                   for j, (w, a) in enumerate(space.candidates)}
+        scalars.update({'arch/expected_bits': record['expected_bits'],
+                        'arch/sampled_bits': record['sampled_bits']})
+        runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
+        decided = sum(float(p.max()) > 0.9 for p in probs)
+        runner.logger.info(
+            f'arch: E={record["expected_bits"]:.4f} bits, argmax={record["argmax_bits"]:.4f}, '
+            f'sampled={record["sampled_bits"]:.4f} (budget {model.budget}), mu={model.mu:.4g}, '
+            f'{decided}/{len(probs)} groups with p>0.9')
+        if is_main_process():
+            with open(osp.join(runner.work_dir, self.filename), 'a') as f:
+                f.write(json.dumps(record) + '\n')
+
+
+@HOOKS.register_module()
+class MixedPrecisionExportHook(Hook):
+    """Write the searched mixed-precision file every ``interval`` epochs and at the end.
+
+    Files: ``<work_dir>/<filename>`` (the latest) and, at checkpoints,
+    ``<work_dir>/mixed_precision_epoch_<n>.json``. Always inside the budget
+    (see :meth:`bpnas_mm.algorithms.BPNAS.export`).
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, interval: int = 1, filename: str = 'mixed_precision.json'):
+        self.interval = interval
+        self.filename = filename
+        self.last_path: Optional[str] = None
+
+    def _write(self, runner, epoch_copy: bool) -> None:
+        model = _algorithm(runner)
+        mp = model.export()
+        mp.extra.update(epoch=runner.epoch, iter=runner.iter)
+        if not is_main_process():
+            return
+        path = save_mixed_precision(mp, osp.join(runner.work_dir, self.filename))
+        if epoch_copy:
+            save_mixed_precision(mp, osp.join(runner.work_dir,
+                                              f'mixed_precision_epoch_{runner.epoch}.json'))
+        if mp.extra['repaired']:
+            runner.logger.warning('argmax configuration was over budget; repaired: '
+                                  + '; '.join(mp.extra['repair_moves']))
+        s = mp.extra['summary']
+        runner.logger.info(
+            f'mixed-precision file {os.path.abspath(path)}: avg bits {s["avg_bits"]:.4f} '
+            f'(budget {mp.extra["budget_avg_bits"]}), B-Comp {s["b_comp"]:.2f}x, '
+            f'W-Comp {s["w_comp"]:.2f}x')
+        self.last_path = path
+
+    def after_train_epoch(self, runner) -> None:
+        if self.every_n_epochs(runner, self.interval):
+            self._write(runner, epoch_copy=True)
+
+    def after_train(self, runner) -> None:
+        self._write(runner, epoch_copy=False)

@@ -1,0 +1,66 @@
+"""Algorithm 1 as an mmengine loop: a training and a search dataloader, zipped."""
+from typing import Dict, Optional, Union
+
+from mmengine.runner import EpochBasedTrainLoop
+from torch.utils.data import DataLoader
+
+from ..registry import LOOPS
+
+
+@LOOPS.register_module()
+class BPNASSearchLoop(EpochBasedTrainLoop):
+    """Epoch-based search: each iteration gets ``dict(train=..., search=...)``.
+
+    The epoch length is the training dataloader's; the search dataloader is
+    cycled (restarted when exhausted). During the first ``warmup_epochs``
+    only W is trained (``search`` is None), as a supernet warm-up.
+
+    Args:
+        runner, dataloader, max_epochs, val_begin, val_interval: as
+            :class:`mmengine.runner.EpochBasedTrainLoop`.
+        search_dataloader (dict | DataLoader): batches for the theta step.
+        warmup_epochs (int): epochs of W-only training first.
+    """
+
+    def __init__(self, runner, dataloader: Union[DataLoader, Dict],
+                 search_dataloader: Union[DataLoader, Dict], max_epochs: int,
+                 warmup_epochs: int = 0, val_begin: int = 1, val_interval: int = 1,
+                 dynamic_intervals=None):
+        super().__init__(runner, dataloader, max_epochs, val_begin, val_interval,
+                         dynamic_intervals)
+        if not isinstance(warmup_epochs, int) or not 0 <= warmup_epochs < max_epochs:
+            raise ValueError(f'train_cfg.warmup_epochs must be an int in [0, max_epochs), '
+                             f'got {warmup_epochs!r}')
+        self.warmup_epochs = warmup_epochs
+        if isinstance(search_dataloader, dict):
+            search_dataloader = runner.build_dataloader(search_dataloader,
+                                                        seed=runner.seed)
+        self.search_dataloader = search_dataloader
+        self._search_iter = None
+        self._search_pass = 0
+
+    def _next_search_batch(self):
+        """Next search batch; its order depends only on (epoch, pass), so a
+        run resumed at an epoch boundary sees the same batches."""
+        if self._search_iter is None:
+            sampler = getattr(self.search_dataloader, 'sampler', None)
+            if hasattr(sampler, 'set_epoch'):
+                sampler.set_epoch(self._epoch * 1000 + self._search_pass)
+            self._search_iter = iter(self.search_dataloader)
+        try:
+            return next(self._search_iter)
+        except StopIteration:
+            self._search_pass += 1
+            self._search_iter = None
+            return self._next_search_batch()
+
+    def run_epoch(self) -> None:
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        searching = self._epoch >= self.warmup_epochs
+        self._search_iter, self._search_pass = None, 0
+        for idx, data_batch in enumerate(self.dataloader):
+            search_batch: Optional[dict] = self._next_search_batch() if searching else None
+            self.run_iter(idx, dict(train=data_batch, search=search_batch))
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1

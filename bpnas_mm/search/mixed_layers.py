@@ -1,0 +1,152 @@
+"""Supernet layers: one shared weight, several ``(w_bits, a_bits)`` candidates.
+
+A mixed layer computes paper Eq. 6, ``sum_j p_j * op_j(x)``, where ``op_j``
+quantizes the input to ``a_j`` and the shared weight to ``w_j`` bits (each bit
+width has its own learnable clip). The probabilities ``p`` are set from outside
+(:attr:`arch_probs`, by the algorithm that owns the architecture parameters).
+
+Computed exactly but cheaply: a conv/linear is linear in each argument, so the
+candidates that share an activation width share one op on the p-weighted sum of
+their quantized weights (or, when fewer weight widths than activation widths
+exist, the other way round). 8 CIFAR candidates cost 3 convolutions, not 8.
+
+Path sampling (:attr:`arch_choice` set): only candidate ``j`` runs; its output is
+multiplied by ``p_j / stop_grad(p_j)`` (value unchanged), so theta still gets
+the gradient ``<dL/dy, op_j(x)> * grad(log p_j)``, an estimate of the full
+mixture's gradient.
+"""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..quant.layers import QConv2d, QLinear, reshape_weight
+from ..quant.quantizer import Quantizer
+from .candidates import Candidate, check_candidates
+
+
+class MixedMixin:
+    """Candidate quantizers and the Eq. 6 forward shared by conv and linear."""
+
+    def _init_mixed(self, candidates: Sequence[Candidate]) -> None:
+        self.candidates: List[Candidate] = check_candidates(candidates)
+        base_w, base_a = self.w_quant, self.a_quant
+        self.w_quants = nn.ModuleDict({
+            str(w): Quantizer(w, signed=True, init=base_w.init, k=base_w.k)
+            for w in sorted({w for w, _ in self.candidates})})
+        self.a_quants = nn.ModuleDict({
+            str(a): Quantizer(a, signed=base_a.signed, init=base_a.init, k=base_a.k)
+            for a in sorted({a for _, a in self.candidates})})
+        self.arch_probs: Optional[torch.Tensor] = None
+        self.arch_choice: Optional[int] = None
+
+    def _op(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _qweights(self, widths) -> Dict[int, torch.Tensor]:
+        w = self.weight
+        if self.reshape_k is not None:
+            w = reshape_weight(w, self.reshape_k)
+        return {b: self.w_quants[str(b)](w) for b in widths}
+
+    def _add_bias(self, out: torch.Tensor, scale=None) -> torch.Tensor:
+        if self.bias is None:
+            return out
+        bias = self.bias if scale is None else self.bias * scale
+        shape = [1] * out.dim()
+        shape[1 if isinstance(self, nn.Conv2d) else -1] = -1
+        return out + bias.view(shape)
+
+    def candidate_forward(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        """``op_j(x)``: the layer at candidate ``j``'s bit widths."""
+        w_bits, a_bits = self.candidates[j]
+        wq = self._qweights([w_bits])[w_bits]
+        return self._add_bias(self._op(self.a_quants[str(a_bits)](x), wq))
+
+    def naive_forward(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Eq. 6 term by term (the reference the composite form must equal)."""
+        return sum(p * self.candidate_forward(x, j) for j, p in enumerate(probs))
+
+    def composite_forward(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Eq. 6 with one op per distinct activation (or weight) width."""
+        w_widths = sorted({w for w, _ in self.candidates})
+        a_widths = sorted({a for _, a in self.candidates})
+        out = None
+        if len(a_widths) <= len(w_widths):
+            wq = self._qweights(w_widths)
+            for a in a_widths:
+                w_sum = sum(probs[j] * wq[w] for j, (w, aa) in enumerate(self.candidates)
+                            if aa == a)
+                y = self._op(self.a_quants[str(a)](x), w_sum)
+                out = y if out is None else out + y
+        else:
+            wq = self._qweights(w_widths)
+            xq = {a: self.a_quants[str(a)](x) for a in a_widths}
+            for w in w_widths:
+                x_sum = sum(probs[j] * xq[a] for j, (ww, a) in enumerate(self.candidates)
+                            if ww == w)
+                y = self._op(x_sum, wq[w])
+                out = y if out is None else out + y
+        return self._add_bias(out, probs.sum())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs, choice = self.arch_probs, self.arch_choice
+        if choice is not None:
+            out = self.candidate_forward(x, choice)
+            if probs is not None and probs.requires_grad:
+                p = probs[choice]
+                out = out * (p / p.detach())
+            return out
+        if probs is not None:
+            return self.composite_forward(x, probs)
+        return super().forward(x)  # fixed bits of the underlying QConv2d/QLinear
+
+    def export_quantizers(self, j: int) -> Dict[str, torch.Tensor]:
+        """The clips of candidate ``j`` (to seed a fixed-precision retrain)."""
+        w_bits, a_bits = self.candidates[j]
+        return dict(w_alpha=self.w_quants[str(w_bits)].alpha.detach().clone(),
+                    a_alpha=self.a_quants[str(a_bits)].alpha.detach().clone())
+
+
+class MixedQConv2d(MixedMixin, QConv2d):
+    """A :class:`QConv2d` with candidate bit widths (a supernet edge)."""
+
+    def __init__(self, *args, candidates=((32, 32),), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_mixed(candidates)
+
+    def _op(self, x, weight):
+        return self._conv_forward(x, weight, None)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', candidates={self.candidates}'
+
+
+class MixedQLinear(MixedMixin, QLinear):
+    """A :class:`QLinear` with candidate bit widths (a supernet edge)."""
+
+    def __init__(self, *args, candidates=((32, 32),), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_mixed(candidates)
+
+    def _op(self, x, weight):
+        return F.linear(x, weight)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', candidates={self.candidates}'
+
+
+def to_mixed(layer, candidates: Sequence[Candidate]):
+    """A mixed layer sharing ``layer``'s (QConv2d/QLinear) weight, bias and settings."""
+    quant = dict(w_bits=layer.w_bits, a_bits=layer.a_bits, a_signed=layer.a_quant.signed,
+                 reshape_k=layer.reshape_k, w_init=layer.w_quant.init, w_init_k=layer.w_quant.k,
+                 a_init=layer.a_quant.init, a_init_k=layer.a_quant.k)
+    if isinstance(layer, QConv2d):
+        mixed = MixedQConv2d.from_float(layer, candidates=candidates, **quant)
+    elif isinstance(layer, QLinear):
+        mixed = MixedQLinear.from_float(layer, candidates=candidates, **quant)
+    else:
+        raise TypeError(f'to_mixed needs a QConv2d or QLinear, got {type(layer).__name__}')
+    mixed.fixed_precision = False
+    return mixed
