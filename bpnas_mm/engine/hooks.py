@@ -113,16 +113,16 @@ class MixedPrecisionExportHook(Hook):
         self.filename = filename
         self.last_path: Optional[str] = None
 
-    def _write(self, runner, epoch_copy: bool) -> None:
+    def _write(self, runner, epoch: int, epoch_copy: bool) -> None:
         model = _algorithm(runner)
         mp = model.export()
-        mp.extra.update(epoch=runner.epoch, iter=runner.iter)
+        mp.extra.update(epoch=epoch, iter=runner.iter)
         if not is_main_process():
             return
         path = save_mixed_precision(mp, osp.join(runner.work_dir, self.filename))
         if epoch_copy:
             save_mixed_precision(mp, osp.join(runner.work_dir,
-                                              f'mixed_precision_epoch_{runner.epoch}.json'))
+                                              f'mixed_precision_epoch_{epoch}.json'))
         if mp.extra['repaired']:
             runner.logger.warning('argmax configuration was over budget; repaired: '
                                   + '; '.join(mp.extra['repair_moves']))
@@ -134,8 +134,8 @@ class MixedPrecisionExportHook(Hook):
         self.last_path = path
 
     def after_train_epoch(self, runner) -> None:
-        if self.every_n_epochs(runner, self.interval):
-            self._write(runner, epoch_copy=True)
+        if self.every_n_epochs(runner, self.interval):  # runner.epoch is 0-based here
+            self._write(runner, runner.epoch + 1, epoch_copy=True)
 
     def after_train(self, runner) -> None:
-        self._write(runner, epoch_copy=False)
+        self._write(runner, runner.epoch, epoch_copy=False)

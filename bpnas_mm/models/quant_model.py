@@ -7,7 +7,10 @@ to the task model unchanged, so mmdet's and mmpretrain's losses, metrics and
 loops work as they are. Layer names everywhere (rules, files, reports) are
 relative to the task model.
 """
+import os
 from typing import Dict, List, Optional, Sequence, Union
+
+import torch
 
 from mmengine.model import BaseModel
 from mmengine.runner import load_checkpoint
@@ -20,6 +23,7 @@ from ..registry import MODELS
 from ..search.grouping import assign_groups, layer_to_group
 from .patcher import quantize_model
 from .probe_inputs import make_probe_forward
+from .supernet_weights import supernet_to_fixed_state
 
 #: how BOPs are probed unless the config says otherwise
 DEFAULT_BOPS = dict(input_shape=(3, 32, 32), roi_layers=(), num_rois=None,
@@ -53,6 +57,8 @@ class QuantModel(BaseModel):
         float_checkpoint (str, optional): weights loaded into the task model
             by :meth:`init_weights` (keys of a bare task model, or of a
             wrapper: ``architecture.``/``module.`` prefixes are stripped).
+        supernet_checkpoint (str, optional): instead, a ``BPNAS`` search
+            checkpoint: shared weights plus the clips of the chosen widths.
         bops (dict): ``input_shape`` (C, H, W) of the BOPs probe, ``roi_layers``
             and ``num_rois`` for RoI heads, ``include_fixed`` for the totals.
     """
@@ -60,7 +66,8 @@ class QuantModel(BaseModel):
     def __init__(self, architecture: Union[dict, nn.Module], quant: Optional[dict] = None,
                  grouping: Sequence[str] = (), mixed_precision=None,
                  float_checkpoint: Optional[str] = None, bops: Optional[dict] = None,
-                 data_preprocessor=None, init_cfg=None):
+                 supernet_checkpoint: Optional[str] = None, data_preprocessor=None,
+                 init_cfg=None):
         arch = MODELS.build(architecture) if isinstance(architecture, dict) else architecture
         if data_preprocessor is None:
             data_preprocessor = getattr(arch, 'data_preprocessor', None)
@@ -69,7 +76,14 @@ class QuantModel(BaseModel):
         self.bops_cfg = check_bops_cfg(bops)
         self.qlayers = quantize_model(self.architecture, quant or {})
         self.groups = assign_groups(list(self.qlayers), list(grouping))
+        if float_checkpoint and supernet_checkpoint:
+            raise ValueError('give float_checkpoint or supernet_checkpoint, not both')
+        for field, path in (('float_checkpoint', float_checkpoint),
+                            ('supernet_checkpoint', supernet_checkpoint)):
+            if path and not os.path.isfile(path):
+                raise FileNotFoundError(f'{field}: file not found: {path}')
         self.float_checkpoint = float_checkpoint
+        self.supernet_checkpoint = supernet_checkpoint
         self.mixed_precision: Optional[MixedPrecision] = None
         if mixed_precision is not None:
             self.apply_mixed_precision(mixed_precision)
@@ -115,6 +129,11 @@ class QuantModel(BaseModel):
             load_checkpoint(self.architecture, self.float_checkpoint, map_location='cpu',
                             strict=True, revise_keys=[(r'^module\.', ''),
                                                       (r'^architecture\.', '')])
+        if self.supernet_checkpoint:
+            ckpt = torch.load(self.supernet_checkpoint, map_location='cpu', weights_only=True)
+            bits = {n: (m.w_bits, m.a_bits) for n, m in self.qlayers.items()}
+            state = supernet_to_fixed_state(ckpt.get('state_dict', ckpt), bits)
+            self.architecture.load_state_dict(state, strict=True)
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):

@@ -1,0 +1,128 @@
+"""BPNAS on a tiny classifier and tiny data: Algorithm 1 keeps its promises."""
+import json
+
+import pytest
+import torch
+from mmengine.registry import MODELS, init_default_scope
+from mmpretrain.structures import DataSample
+
+from bpnas_mm.engine import BPNASOptimWrapperConstructor
+from bpnas_mm.export import load_mixed_precision, save_mixed_precision
+
+CANDS = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
+ARCH = dict(
+    type='ImageClassifier',
+    data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=10, mean=[127.5] * 3,
+                           std=[64.0] * 3, to_rgb=True),
+    backbone=dict(type='bpnas_mm.ResNetCIFAR', depth=8),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
+              loss=dict(type='CrossEntropyLoss')))
+
+
+def build(budget=3.0, mode='composite', loss='barrier', seed=0):
+    init_default_scope('mmpretrain')
+    torch.manual_seed(seed)
+    model = MODELS.build(dict(
+        type='bpnas_mm.BPNAS', architecture=ARCH, candidates=CANDS, budget=budget,
+        quant=dict(fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
+        grouping=[r'(backbone\.layer\d\.\d+)\.'], bops=dict(input_shape=(3, 16, 16)),
+        search=dict(mode=mode, loss=loss, mu=0.1, cost_lambda=0.5)))
+    optim = BPNASOptimWrapperConstructor(dict(
+        architecture=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        arch_params=dict(optimizer=dict(type='Adam', lr=0.05, weight_decay=1e-3))))(model)
+    return model, optim
+
+
+def batch(seed, n=4):
+    g = torch.Generator().manual_seed(seed)
+    return dict(inputs=[torch.randint(0, 256, (3, 16, 16), generator=g, dtype=torch.uint8)
+                        for _ in range(n)],
+                data_samples=[DataSample().set_gt_label(int(i)) for i in
+                              torch.randint(0, 10, (n,), generator=g)])
+
+
+def test_groups_candidates_and_start_outside_budget():
+    model, _ = build()
+    assert model.space.names == ['backbone.layer1.0', 'backbone.layer2.0', 'backbone.layer3.0']
+    assert model.expected_bits().item() == pytest.approx((131 / 8) ** 0.5)  # 4.05 > 3
+    assert sum(p.numel() for p in model.arch_params.parameters()) == 3 * 8
+
+
+def test_w_step_moves_weights_only_and_theta_step_theta_only():
+    model, optim = build()
+    model.train()
+    theta0 = [p.detach().clone() for p in model.arch_params.parameters()]
+    w0 = model.architecture.backbone.layer1[0].conv1.weight.detach().clone()
+    model.train_step(dict(train=batch(0), search=None), optim)
+    assert all(torch.equal(a, b) for a, b in zip(theta0, model.arch_params.parameters()))
+    w1 = model.architecture.backbone.layer1[0].conv1.weight.detach().clone()
+    assert not torch.equal(w0, w1)
+    # a theta step alone (lr 0 for W) moves theta and leaves W untouched
+    for group in optim['architecture'].optimizer.param_groups:
+        group['lr'] = 0.0
+        group['momentum'] = 0.0
+    logs = model.train_step(dict(train=batch(1), search=batch(2)), optim)
+    assert not all(torch.equal(a, b) for a, b in zip(theta0, model.arch_params.parameters()))
+    assert torch.equal(w1, model.architecture.backbone.layer1[0].conv1.weight)
+    for key in ('loss', 'theta_task_loss', 'expected_bits', 'loss_barrier', 'loss_prob1'):
+        assert torch.isfinite(logs[key]), key
+
+
+@pytest.mark.parametrize('budget', [2.7, 3.0, 3.5])
+@pytest.mark.parametrize('seed', range(4))
+def test_short_search_stays_finite_and_exports_inside_budget(budget, seed, tmp_path):
+    model, optim = build(budget=budget, seed=seed, mode='sample' if seed % 2 else 'composite')
+    model.train()
+    e0 = model.expected_bits().item()
+    assert e0 > budget  # the uniform start is outside the budget
+    theta0 = torch.cat([p.detach().clone() for p in model.arch_params.parameters()])
+    for step in range(12):
+        logs = model.train_step(dict(train=batch(100 * seed + step),
+                                     search=batch(100 * seed + step + 50)), optim)
+        assert all(torch.isfinite(v) for v in logs.values())
+    theta1 = torch.cat([p.detach() for p in model.arch_params.parameters()])
+    assert not torch.equal(theta0, theta1)
+    assert model.expected_bits().item() < e0  # the barrier pushes E down
+    mp = model.export()
+    assert mp.extra['avg_bits'] <= budget and mp.extra['inside_budget']
+    assert mp.extra['summary']['avg_bits'] == pytest.approx(mp.extra['avg_bits'])
+    path = save_mixed_precision(mp, tmp_path / 'mp.json')
+    loaded = load_mixed_precision(path)
+    assert loaded.layers['backbone.conv1'] == dict(w_bits=8, a_bits=8, fixed=True)
+    assert len(loaded.layers) == 8  # 6 searched convs, stem, fc
+    assert json.load(open(path))['budget_avg_bits'] == budget
+
+
+def test_cost_loss_baseline_runs_and_reports_its_term():
+    model, optim = build(loss='cost')
+    model.train()
+    logs = model.train_step(dict(train=batch(0), search=batch(1)), optim)
+    assert 'loss_cost' in logs and 'loss_barrier' not in logs
+
+
+def test_eval_runs_the_sampled_configuration():
+    model, _ = build()
+    model.eval()
+    out = model.val_step(batch(3))
+    assert len(out) == 4 and out[0].pred_score.shape == (10,)
+    assert all(m.arch_probs is None and m.arch_choice is None for m in model.qlayers.values()
+               if hasattr(m, 'arch_choice'))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(budget=1.0), 'budget: B_max = 1.0 average bits is outside'),
+    (dict(budget=9.0), 'outside what the candidates can reach'),
+    (dict(mode='gumbel'), r"search.mode must be one of \('composite', 'sample'\)"),
+    (dict(loss='l2'), r"search.loss must be one of \('barrier', 'cost'\)"),
+])
+def test_bad_search_settings_fail_at_build(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build(**kwargs)
+
+
+def test_empty_candidates_fail_at_build():
+    init_default_scope('mmpretrain')
+    with pytest.raises(ValueError, match='candidates must be a non-empty list'):
+        MODELS.build(dict(type='bpnas_mm.BPNAS', architecture=ARCH, candidates=[], budget=3.0,
+                          bops=dict(input_shape=(3, 16, 16))))

@@ -1,0 +1,66 @@
+"""The ResNet20 search config through tools/train.py at a tiny size, then retrain."""
+import json
+import os
+
+import torch
+
+from .conftest import run_tool
+
+SEARCH = 'configs/bpnas/bpnas_resnet20_cifar10_search_b3.py'
+RETRAIN = 'configs/bpnas/bpnas_resnet20_cifar10_retrain.py'
+
+
+def _tiny(root, epochs):
+    return ['train_cfg.max_epochs=%d' % epochs, 'train_dataloader.batch_size=4',
+            'train_cfg.search_dataloader.batch_size=4', 'val_dataloader.batch_size=4',
+            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            'train_cfg.search_dataloader.num_workers=0',
+            'train_cfg.search_dataloader.persistent_workers=False',
+            'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+            'train_cfg.val_interval=1', 'default_hooks.logger.interval=1',
+            'default_hooks.checkpoint.interval=1', 'custom_hooks.1.interval=1',
+            'custom_hooks.2.interval=1', 'randomness.seed=0',
+            f'train_dataloader.dataset.dataset.data_root={root}',
+            f'train_cfg.search_dataloader.dataset.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}']
+
+
+def test_search_resume_export_and_retrain(cifar_folder, tmp_path):
+    work = str(tmp_path / 'search')
+    run_tool('tools/train.py', SEARCH, '--work-dir', work, '--cfg-options', *_tiny(cifar_folder, 1))
+    ck1 = torch.load(os.path.join(work, 'epoch_1.pth'), map_location='cpu', weights_only=True)
+    theta1 = {k: v for k, v in ck1['state_dict'].items() if k.startswith('arch_params.')}
+    assert len(theta1) == 9  # one theta per BasicBlock
+    assert set(ck1['optimizer']) == {'architecture', 'arch_params'}
+    out = run_tool('tools/train.py', SEARCH, '--work-dir', work, '--resume', '--cfg-options',
+                   *_tiny(cifar_folder, 2))
+    assert 'resumed epoch: 1' in out
+    ck2 = torch.load(os.path.join(work, 'epoch_2.pth'), map_location='cpu', weights_only=True)
+    # resumed from epoch 1's theta and Adam state, and moved on from there
+    adam_steps = ck2['optimizer']['arch_params']['state'][0]['step']
+    assert int(adam_steps) == 2 * int(ck1['optimizer']['arch_params']['state'][0]['step'])
+    assert any(not torch.equal(theta1[k], ck2['state_dict'][k]) for k in theta1)
+
+    mp_path = os.path.join(work, 'mixed_precision.json')
+    mp = json.load(open(mp_path))
+    assert mp['avg_bits'] <= mp['budget_avg_bits'] == 3.0
+    assert os.path.isfile(os.path.join(work, 'mixed_precision_epoch_2.json'))
+    history = [json.loads(line) for line in open(os.path.join(work, 'arch_history.jsonl'))]
+    assert len(history) >= 2 and all(h['expected_bits'] > 0 for h in history)
+    png_dir = str(tmp_path / 'plots')
+    run_tool('tools/analysis/plot_search.py', work, '--out-dir', png_dir)
+    assert os.path.getsize(os.path.join(png_dir, 'importance_factors.png')) > 1000
+    assert os.path.getsize(os.path.join(png_dir, 'expected_bits.png')) > 1000
+
+    # retrain from the file, seeded with the supernet's shared weights
+    retrain = str(tmp_path / 'retrain')
+    opts = [o.replace('train_cfg.search_dataloader', 'val_dataloader') for o in
+            _tiny(cifar_folder, 1) if 'custom_hooks' not in o and 'search_dataloader' not in o]
+    opts = [o.replace('train_dataloader.dataset.dataset.data_root',
+                      'train_dataloader.dataset.data_root') for o in opts]
+    run_tool('tools/train.py', RETRAIN, '--work-dir', retrain, '--cfg-options', *opts,
+             f'model.mixed_precision={mp_path}',
+             f'model.supernet_checkpoint={os.path.join(work, "epoch_2.pth")}',
+             f'test_dataloader.dataset.data_root={cifar_folder}')
+    ck = torch.load(os.path.join(retrain, 'epoch_1.pth'), map_location='cpu', weights_only=True)
+    assert not any(k.startswith('architecture.') and '_quants.' in k for k in ck['state_dict'])
