@@ -128,3 +128,25 @@ def test_mse_init_beats_max_and_depends_on_bits(bits):
         q8 = Quantizer(8, signed=True, init='mse')
         q8(w)
         assert alpha < 0.6 * q8.alpha.item()
+
+
+@pytest.mark.parametrize('bits', [2, 3, 5, 8])
+@pytest.mark.parametrize('signed', [True, False])
+def test_fused_quantizer_matches_autograd_reference(bits, signed):
+    from bpnas_mm.quant.quantizer import fake_quant_reference
+    torch.manual_seed(bits)
+    x = (torch.randn(4000, dtype=torch.float64) * 2).requires_grad_()
+    alpha = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(4000, dtype=torch.float64)
+    out = fake_quant(x, alpha, bits, signed)
+    (out * g).sum().backward()
+    gx, ga = x.grad.clone(), alpha.grad.clone()
+    x.grad = alpha.grad = None
+    ref = fake_quant_reference(x, alpha, bits, signed)
+    (ref * g).sum().backward()
+    assert torch.equal(out, ref)
+    # the reference's STE passes g * (1/s) * s, equal to g up to the last bit
+    assert torch.allclose(gx, x.grad, rtol=1e-12, atol=0)
+    inside = (x.detach() <= 1.3) & (x.detach() >= (-1.3 if signed else 0.0))
+    assert torch.equal(gx, g * inside)  # exactly 1 inside, 0 outside
+    assert ga.item() == pytest.approx(alpha.grad.item(), rel=1e-9)
