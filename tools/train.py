@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
+from bpnas_mm.utils import init_cpu_dist_if_needed
 
 
 def parse_args():
@@ -40,6 +41,7 @@ def main():
         raise SystemExit(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    init_cpu_dist_if_needed(args.launcher)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:

@@ -30,22 +30,31 @@ def compile_grouping(rules: Sequence[str], field_name: str = 'grouping') -> List
     return out
 
 
-def assign_groups(names: Sequence[str], rules: Sequence[str]) -> 'OrderedDict[str, List[str]]':
+def assign_groups(names: Sequence[str], rules: Sequence[str], strict: bool = True
+                  ) -> 'OrderedDict[str, List[str]]':
     """Map group name -> layer names (order of first appearance).
+
+    With ``strict``, an expression that matches no layer is an error.
 
     >>> dict(assign_groups(['a.0.x', 'a.0.y', 'b'], [r'(a\\.\\d+)\\.']))
     {'a.0': ['a.0.x', 'a.0.y'], 'b': ['b']}
     """
     pats = compile_grouping(rules)
     groups: Dict[str, List[str]] = OrderedDict()
+    used = set()
     for name in names:
         key = name
-        for pat in pats:
+        for i, pat in enumerate(pats):
             m = pat.match(name)
             if m:
                 key = m.group(1)
+                used.add(i)
                 break
         groups.setdefault(key, []).append(name)
+    unused = [rules[i] for i in range(len(pats)) if i not in used]
+    if strict and unused:
+        raise ValueError(f'grouping: {unused} match no quantized layer; layer names look like '
+                         f'{list(names)[:5]}')
     return groups
 
 

@@ -56,3 +56,6 @@ custom_hooks = [
     dict(type='bpnas_mm.MixedPrecisionExportHook', interval=5),
 ]
 default_hooks = dict(checkpoint=dict(interval=5, save_best=None))
+
+# distributed search (tools/dist_train.sh): BPNAS averages gradients itself
+model_wrapper_cfg = dict(type='bpnas_mm.BPNASDistributedWrapper')

@@ -72,3 +72,17 @@ def test_repair_is_deterministic_and_lands_inside():
     assert s.repair(choice, probs, 3.0) == (fixed, moves)
     inside, none = s.repair({'a': 0, 'b': 0}, probs, 3.0)
     assert inside == {'a': 0, 'b': 0} and none == []
+
+
+def test_grouping_rules_checked():
+    from bpnas_mm.search import assign_groups
+    groups = assign_groups(['b.layer1.0.c1', 'b.layer1.0.c2', 'b.layer1.1.c1', 'fc'],
+                           [r'(b\.layer\d\.\d+)\.'])
+    assert groups == {'b.layer1.0': ['b.layer1.0.c1', 'b.layer1.0.c2'],
+                      'b.layer1.1': ['b.layer1.1.c1'], 'fc': ['fc']}
+    with pytest.raises(ValueError, match='match no quantized layer'):
+        assign_groups(['fc'], [r'(neck\.\d)'])
+    with pytest.raises(ValueError, match='exactly one capture group'):
+        assign_groups(['fc'], [r'fc'])
+    with pytest.raises(ValueError, match='not a regular expression'):
+        assign_groups(['fc'], [r'(fc'])
