@@ -1,0 +1,94 @@
+"""The detection search and retrain configs at a tiny size, and the COCO subset tool."""
+import json
+import os
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from torch import nn
+
+from bpnas_mm.quant import QuantMixin
+
+from .conftest import ROOT, run_tool
+
+SEARCH = 'configs/demo/bpnas_faster_rcnn_r18_demo.py'
+RETRAIN = 'configs/demo/bpnas_faster_rcnn_r18_demo_retrain.py'
+FULL = 'configs/bpnas_faster_rcnn_r50.py'
+
+
+def _count(model):
+    convs = [n for n, m in model.architecture.named_modules() if isinstance(m, nn.Conv2d)]
+    linears = [n for n, m in model.architecture.named_modules() if isinstance(m, nn.Linear)]
+    quant = [n for n, m in model.architecture.named_modules() if isinstance(m, QuantMixin)]
+    return convs, linears, quant
+
+
+def test_r18_demo_detector_fully_quantized():
+    cfg = Config.fromfile(os.path.join(ROOT, SEARCH))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    convs, linears, quant = _count(model)
+    assert sorted(quant) == sorted(convs + linears)
+    # R18: stem + 16 block convs + 3 downsamples; FPN 4 lateral + 4 output; RPN 3; bbox head 4
+    assert len(convs) == 20 + 8 + 3 and len(linears) == 4
+    assert len(model.space.names) == 1 + 8 + 8 + 3 + 4  # stem, 8 blocks, FPN, RPN, FCs
+    assert model.search_cfg['mode'] == 'sample' and model.budget == 4.0
+
+
+def test_r50_search_config_fully_quantized_with_paper_groups():
+    cfg = Config.fromfile(os.path.join(ROOT, FULL))
+    cfg.model.bops.input_shape = (3, 256, 256)  # the probe at a CPU-friendly size
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    convs, linears, quant = _count(model)
+    assert sorted(quant) == sorted(convs + linears)
+    assert len(convs) == 53 + 8 + 3 and len(linears) == 4
+    # paper Table 5: stem, 3 + 4 + 6 + 3 Bottlenecks, 8 FPN convs, 3 RPN convs, 4 FCs
+    assert len(model.space.names) == 1 + 16 + 8 + 3 + 4
+    assert model.space.candidates == [(2, 4), (3, 3), (3, 4), (3, 5), (4, 4), (4, 6), (6, 4),
+                                      (4, 8)]
+    signed = {n: m.a_quant.signed for n, m in model.qlayers.items()}
+    assert all(v is None for v in signed.values())  # decided from the first batch
+
+
+def test_search_iteration_export_and_retrain(tmp_path):
+    work = str(tmp_path / 'search')
+    tiny = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=4',
+            'train_cfg.search_dataloader.dataset.indices=4', 'val_dataloader.dataset.indices=2',
+            'default_hooks.logger.interval=1', 'custom_hooks.1.interval=1']
+    run_tool('tools/train.py', SEARCH, '--work-dir', work, '--cfg-options', *tiny)
+    ckpt = torch.load(os.path.join(work, 'epoch_1.pth'), map_location='cpu', weights_only=True)
+    theta = [v for k, v in ckpt['state_dict'].items() if k.startswith('arch_params.')]
+    assert len(theta) == 24 and any(t.abs().sum() > 0 for t in theta)  # theta moved
+    adam = ckpt['optimizer']['arch_params']['state']
+    sgd = ckpt['optimizer']['architecture']['state']
+    assert int(adam[0]['step']) == 2 and len(sgd) > 0  # 2 iterations of both steps
+    mp = json.load(open(os.path.join(work, 'mixed_precision.json')))
+    assert mp['avg_bits'] <= mp['budget_avg_bits'] == 4.0
+    assert len(mp['layers']) == 35
+    history = open(os.path.join(work, 'arch_history.jsonl')).read()
+    assert 'expected_bits' in history
+
+    retrain = str(tmp_path / 'retrain')
+    out = run_tool('tools/train.py', RETRAIN, '--work-dir', retrain, '--cfg-options',
+                   'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=2',
+                   'val_dataloader.dataset.indices=2', 'test_dataloader.dataset.indices=2',
+                   f'model.mixed_precision={work}/mixed_precision.json',
+                   f'model.supernet_checkpoint={work}/epoch_1.pth')
+    assert 'coco/bbox_mAP' in out
+    out = run_tool('tools/test.py', RETRAIN, os.path.join(retrain, 'epoch_1.pth'), '--work-dir',
+                   retrain, '--cfg-options', 'test_dataloader.dataset.indices=2',
+                   f'model.mixed_precision={work}/mixed_precision.json',
+                   f'model.supernet_checkpoint={work}/epoch_1.pth')
+    assert 'coco/bbox_mAP' in out
+
+
+def test_bops_report_counts_rois(tmp_path):
+    out = run_tool('tools/analysis/bops_report.py', 'configs/quant/faster_rcnn_r50_fpn_w4a4_coco5.py',
+                   '--input-shape', '3', '256', '256', '--json', str(tmp_path / 'r.json'))
+    report = json.load(open(tmp_path / 'r.json'))
+    fc0 = next(c for c in report['layers'] if c['name'] == 'roi_head.bbox_head.shared_fcs.0')
+    assert fc0['rows'] == 1000 and fc0['macs'] == 1000 * 256 * 7 * 7 * 1024
+    assert report['settings']['num_rois'] == 1000 and 'RoIs' in out
+    assert report['summary']['avg_bits'] == pytest.approx(4.0)
