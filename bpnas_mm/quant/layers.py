@@ -19,7 +19,8 @@ from torch import nn
 
 from ..registry import MODELS
 from .bits import FLOAT_BITS, check_bits
-from .quantizer import Quantizer
+from .fused import PathGate, quant_input_conv2d, quant_input_linear
+from .quantizer import Quantizer, fake_quant
 
 
 def reshape_weight(weight: torch.Tensor, k: float) -> torch.Tensor:
@@ -70,6 +71,22 @@ class QuantMixin:
             w = reshape_weight(w, self.reshape_k)
         return self.w_quant(w)
 
+    def quant_input_op(self, x: torch.Tensor, quantizer: Quantizer, weight: torch.Tensor,
+                       bias: Optional[torch.Tensor], gate: Optional[torch.Tensor] = None
+                       ) -> torch.Tensor:
+        """``op(quantizer(x), weight, bias)``, fused when possible (see :mod:`.fused`).
+
+        ``gate`` (a probability requiring grad) scales the input by
+        ``p / stop_grad(p)``: same value, a path-sampling gradient to ``p``.
+        """
+        args = quantizer.fused_args(x) if self.fusable else None
+        if args is not None:
+            return self._fused_op(x, *args, weight, bias, gate)
+        xq = quantizer(x)
+        if gate is not None:
+            xq = PathGate.apply(xq, gate)
+        return self._plain_op(xq, weight, bias)
+
     def quant_extra_repr(self) -> str:
         return (f', w_bits={self.w_bits}, a_bits={self.a_bits}, '
                 f'reshape_k={self.reshape_k}')
@@ -106,10 +123,23 @@ class QConv2d(QuantMixin, nn.Conv2d):
         super().__init__(*args, **kwargs)
         self._init_quant(**quant)
 
+    #: set False to compare with (or debug) the unfused autograd path
+    fusable = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_float:
             return super().forward(x)
-        return self._conv_forward(self.a_quant(x), self.quant_weight(), self.bias)
+        return self.quant_input_op(x, self.a_quant, self.quant_weight(), self.bias)
+
+    def _plain_op(self, x, weight, bias):
+        return self._conv_forward(x, weight, bias)
+
+    def _fused_op(self, x, alpha, bits, signed, weight, bias, gate):
+        if self.padding_mode != 'zeros' or isinstance(self.padding, str):
+            xq = fake_quant(x, alpha, bits, signed)
+            return self._plain_op(xq if gate is None else PathGate.apply(xq, gate), weight, bias)
+        return quant_input_conv2d(x, alpha, bits, signed, weight, bias, self.stride,
+                                  self.padding, self.dilation, self.groups, gate)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + self.quant_extra_repr()
@@ -136,10 +166,18 @@ class QLinear(QuantMixin, nn.Linear):
         super().__init__(*args, **kwargs)
         self._init_quant(**quant)
 
+    fusable = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_float:
             return super().forward(x)
-        return F.linear(self.a_quant(x), self.quant_weight(), self.bias)
+        return self.quant_input_op(x, self.a_quant, self.quant_weight(), self.bias)
+
+    def _plain_op(self, x, weight, bias):
+        return F.linear(x, weight, bias)
+
+    def _fused_op(self, x, alpha, bits, signed, weight, bias, gate):
+        return quant_input_linear(x, alpha, bits, signed, weight, bias, gate)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + self.quant_extra_repr()

@@ -193,6 +193,19 @@ class Quantizer(nn.Module):
         self.alpha.data.fill_(float(value))
         self.initialized.fill_(True)
 
+    def fused_args(self, x: torch.Tensor):
+        """``(alpha, bits, signed)`` for a fused input-quantizing op, or None.
+
+        Calibrates ``alpha`` from ``x`` first when needed (as ``forward`` would).
+        """
+        from .fused import can_fuse
+        if self.bits >= FLOAT_BITS or not can_fuse(self.bits, x):
+            return None
+        if not bool(self.initialized) and self.calibrate:
+            self.initialize(x)
+        signed = True if self.signed is None else self.signed
+        return self.alpha, self.bits, signed
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return x

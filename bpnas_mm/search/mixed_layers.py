@@ -10,10 +10,12 @@ candidates that share an activation width share one op on the p-weighted sum of
 their quantized weights (or, when fewer weight widths than activation widths
 exist, the other way round). 8 CIFAR candidates cost 3 convolutions, not 8.
 
-Path sampling (:attr:`arch_choice` set): only candidate ``j`` runs; its output is
-multiplied by ``p_j / stop_grad(p_j)`` (value unchanged), so theta still gets
-the gradient ``<dL/dy, op_j(x)> * grad(log p_j)``, an estimate of the full
-mixture's gradient.
+Path sampling (:attr:`arch_choice` set): only candidate ``j`` runs, and its output
+is ``op_j(x) * p_j / stop_grad(p_j)`` (value unchanged), so theta still gets the
+gradient ``<dL/dy, op_j(x)> * grad(log p_j)``, an estimate of the full mixture's
+gradient. The op is linear, so the factor is applied to its quantized input
+(and bias) instead of its output (:mod:`bpnas_mm.quant.fused`): no
+activation-sized tensor is added.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -41,9 +43,6 @@ class MixedMixin:
         self.arch_probs: Optional[torch.Tensor] = None
         self.arch_choice: Optional[int] = None
 
-    def _op(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def _qweights(self, widths) -> Dict[int, torch.Tensor]:
         w = self.weight
         if self.reshape_k is not None:
@@ -58,11 +57,20 @@ class MixedMixin:
         shape[1 if isinstance(self, nn.Conv2d) else -1] = -1
         return out + bias.view(shape)
 
-    def candidate_forward(self, x: torch.Tensor, j: int) -> torch.Tensor:
-        """``op_j(x)``: the layer at candidate ``j``'s bit widths."""
+    def candidate_forward(self, x: torch.Tensor, j: int,
+                          gate: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``op_j(x)``: the layer at candidate ``j``'s bit widths.
+
+        With ``gate`` (a probability ``p_j`` requiring grad) the result is
+        ``op_j(x) * p_j / stop_grad(p_j)``: the same value, with a gradient to p.
+        """
         w_bits, a_bits = self.candidates[j]
         wq = self._qweights([w_bits])[w_bits]
-        return self._add_bias(self._op(self.a_quants[str(a_bits)](x), wq))
+        quantizer = self.a_quants[str(a_bits)]
+        if gate is None:
+            return self.quant_input_op(x, quantizer, wq, self.bias)
+        bias = None if self.bias is None else self.bias * (gate / gate.detach())
+        return self.quant_input_op(x, quantizer, wq, bias, gate)
 
     def naive_forward(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         """Eq. 6 term by term (the reference the composite form must equal)."""
@@ -78,7 +86,7 @@ class MixedMixin:
             for a in a_widths:
                 w_sum = sum(probs[j] * wq[w] for j, (w, aa) in enumerate(self.candidates)
                             if aa == a)
-                y = self._op(self.a_quants[str(a)](x), w_sum)
+                y = self.quant_input_op(x, self.a_quants[str(a)], w_sum, None)
                 out = y if out is None else out + y
         else:
             wq = self._qweights(w_widths)
@@ -86,18 +94,15 @@ class MixedMixin:
             for w in w_widths:
                 x_sum = sum(probs[j] * xq[a] for j, (ww, a) in enumerate(self.candidates)
                             if ww == w)
-                y = self._op(x_sum, wq[w])
+                y = self._plain_op(x_sum, wq[w], None)
                 out = y if out is None else out + y
         return self._add_bias(out, probs.sum())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs, choice = self.arch_probs, self.arch_choice
         if choice is not None:
-            out = self.candidate_forward(x, choice)
-            if probs is not None and probs.requires_grad:
-                p = probs[choice]
-                out = out * (p / p.detach())
-            return out
+            gate = probs[choice] if probs is not None and probs.requires_grad else None
+            return self.candidate_forward(x, choice, gate)
         if probs is not None:
             return self.composite_forward(x, probs)
         return super().forward(x)  # fixed bits of the underlying QConv2d/QLinear
@@ -116,9 +121,6 @@ class MixedQConv2d(MixedMixin, QConv2d):
         super().__init__(*args, **kwargs)
         self._init_mixed(candidates)
 
-    def _op(self, x, weight):
-        return self._conv_forward(x, weight, None)
-
     def extra_repr(self) -> str:
         return super().extra_repr() + f', candidates={self.candidates}'
 
@@ -129,9 +131,6 @@ class MixedQLinear(MixedMixin, QLinear):
     def __init__(self, *args, candidates=((32, 32),), **kwargs):
         super().__init__(*args, **kwargs)
         self._init_mixed(candidates)
-
-    def _op(self, x, weight):
-        return F.linear(x, weight)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', candidates={self.candidates}'

@@ -64,8 +64,9 @@ def test_candidate_is_a_plain_quantized_layer():
 def test_composite_uses_one_conv_per_activation_width(monkeypatch):
     layer, x = _conv(CIFAR)
     calls = []
-    orig = layer._op
-    monkeypatch.setattr(layer, '_op', lambda a, w: calls.append(1) or orig(a, w))
+    orig = layer.quant_input_op
+    monkeypatch.setattr(layer, 'quant_input_op',
+                        lambda *args, **kw: calls.append(1) or orig(*args, **kw))
     layer.composite_forward(x, torch.full((8,), 1 / 8))
     assert len(calls) == 3  # a in {3, 4, 6}
 
@@ -97,3 +98,17 @@ def test_weight_shared_and_fixed_mode():
         to_mixed(QLinear(2, 2), [])
     with pytest.raises(ValueError, match=r'candidates\[1\].a_bits'):
         to_mixed(QLinear(2, 2), [(2, 2), (3, 40)])
+
+
+def test_path_gate_gradient_equals_explicit_scaling():
+    layer, x = _conv(CIFAR)
+    theta = torch.randn(8, requires_grad=True)
+    g = torch.randn(2, 6, 7, 7)
+    layer.arch_probs, layer.arch_choice = torch.softmax(theta, 0), 2
+    (layer(x) * g).sum().backward()
+    gated = theta.grad.clone()
+    theta.grad = None
+    p = torch.softmax(theta, 0)[2]
+    ((layer.candidate_forward(x, 2) * (p / p.detach())) * g).sum().backward()
+    assert torch.allclose(gated, theta.grad, rtol=1e-5, atol=1e-7)
+    layer.arch_probs = layer.arch_choice = None

@@ -1,0 +1,67 @@
+"""Fused input quantization + op equals the unfused autograd composition."""
+import pytest
+import torch
+from torch import nn
+
+from bpnas_mm.quant import QConv2d, QLinear
+
+
+def _pair(make, bits, signed):
+    torch.manual_seed(0)
+    ref = make()
+    qcls = QConv2d if isinstance(ref, nn.Conv2d) else QLinear
+    fused = qcls.from_float(ref, w_bits=4, a_bits=bits, a_signed=signed)
+    plain = qcls.from_float(ref, w_bits=4, a_bits=bits, a_signed=signed)
+    plain.fusable = False
+    plain.weight = nn.Parameter(ref.weight.detach().clone())
+    if ref.bias is not None:
+        plain.bias = nn.Parameter(ref.bias.detach().clone())
+    return fused, plain
+
+
+CONVS = [lambda: nn.Conv2d(6, 8, 3, stride=2, padding=1, groups=2).double(),
+         lambda: nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False).double(),
+         lambda: nn.Conv2d(3, 5, 1).double()]
+
+
+@pytest.mark.parametrize('make', CONVS + [lambda: nn.Linear(7, 5).double()])
+@pytest.mark.parametrize('bits,signed', [(2, True), (4, False), (8, True), (8, False)])
+@pytest.mark.parametrize('gated', [False, True])
+def test_values_and_gradients_match_unfused(make, bits, signed, gated):
+    fused, plain = _pair(make, bits, signed)
+    shape = (2, fused.in_channels, 9, 9) if isinstance(fused, nn.Conv2d) else (2, 3, 7)
+    x0 = torch.randn(*shape, dtype=torch.float64) * 2
+    if not signed:
+        x0 = x0.relu()
+    results = []
+    for layer in (fused, plain):
+        x = x0.clone().requires_grad_()
+        theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        gate = torch.softmax(theta, 0)[1] if gated else None
+        layer.a_quant.double(), layer.w_quant.double()
+        out = layer.quant_input_op(x, layer.a_quant, layer.quant_weight(), layer.bias, gate)
+        g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+        (out * g).sum().backward()
+        results.append(dict(out=out.detach(), x=x.grad, w=layer.weight.grad,
+                            alpha=layer.a_quant.alpha.grad,
+                            b=None if layer.bias is None else layer.bias.grad,
+                            theta=theta.grad if gated else None))
+    f, p = results
+    assert torch.allclose(f['out'], p['out'], atol=1e-10)
+    for key in ('x', 'w', 'alpha', 'b', 'theta'):
+        if p[key] is None:
+            assert f[key] is None, key
+        else:
+            assert torch.allclose(f[key], p[key], atol=1e-9, rtol=1e-7), key
+
+
+def test_quantized_layers_use_the_fused_path(monkeypatch):
+    from bpnas_mm.quant import fused
+    calls = []
+    orig = fused._QuantInputOp.apply
+    monkeypatch.setattr(fused._QuantInputOp, 'apply',
+                        staticmethod(lambda *a: calls.append(1) or orig(*a)))
+    QConv2d(3, 4, 3, w_bits=4, a_bits=4)(torch.randn(1, 3, 8, 8))
+    QLinear(3, 4, w_bits=4, a_bits=8)(torch.randn(2, 3))
+    QLinear(3, 4, w_bits=4, a_bits=16)(torch.randn(2, 3))  # > 8 bits: unfused
+    assert len(calls) == 2
