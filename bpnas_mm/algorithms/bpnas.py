@@ -31,7 +31,7 @@ from ..search.space import SearchSpace
 from .losses import barrier_penalty, cost_loss, prob1_regularizer
 
 DEFAULT_SEARCH = dict(mode='composite', loss='barrier', mu=0.05, barrier_delta=0.02,
-                      cost_lambda=0.1, prob1_weight=1.0)
+                      cost_lambda=0.1, prob1_weight=1.0, repair=True)
 SEARCH_CHOICES = dict(mode=('composite', 'sample'), loss=('barrier', 'cost'))
 
 
@@ -45,6 +45,8 @@ def check_search_cfg(search: Optional[dict]) -> dict:
     for key, allowed in SEARCH_CHOICES.items():
         if cfg[key] not in allowed:
             raise ValueError(f'search.{key} must be one of {allowed}, got {cfg[key]!r}')
+    if not isinstance(cfg['repair'], bool):
+        raise ValueError(f'search.repair must be True or False, got {cfg["repair"]!r}')
     for key in ('mu', 'cost_lambda', 'prob1_weight'):
         if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
             raise ValueError(f'search.{key} must be a number >= 0, got {cfg[key]!r}')
@@ -69,7 +71,9 @@ class BPNAS(QuantModel):
         search (dict): ``mode`` ('composite' exact Eq. 6 or 'sample' path
             sampling), ``loss`` ('barrier' or 'cost'), ``mu`` (barrier weight;
             a :class:`BarrierMuHook` may schedule it), ``barrier_delta``,
-            ``cost_lambda``, ``prob1_weight``.
+            ``cost_lambda``, ``prob1_weight``, and ``repair`` (default True:
+            an over-budget argmax is repaired into the budget; False writes the
+            argmax as it is, for the DNAS-style baseline, which has no budget).
     """
 
     def __init__(self, architecture, candidates, budget: float, quant: Optional[dict] = None,
@@ -210,9 +214,13 @@ class BPNAS(QuantModel):
 
     # -------------------------------------------------------------- evaluation
     def sampled_choice(self):
-        """Eq. 8 argmax, repaired into the budget; returns (choice, moves)."""
+        """Eq. 8 argmax, repaired into the budget (unless ``search.repair`` is
+        False); returns (choice, moves)."""
         probs = self.probs()
-        return self.space.repair(self.space.argmax(probs), probs, self.budget)
+        argmax = self.space.argmax(probs)
+        if not self.search_cfg['repair']:
+            return argmax, []
+        return self.space.repair(argmax, probs, self.budget)
 
     def _eval_step(self, data, mode):
         choice, _ = self.sampled_choice()
@@ -231,10 +239,10 @@ class BPNAS(QuantModel):
 
     # ------------------------------------------------------------------ export
     def export(self) -> MixedPrecision:
-        """The searched mixed-precision file, always inside the budget."""
+        """The searched mixed-precision file, inside the budget (with ``search.repair``)."""
         probs = self.probs()
         argmax = self.space.argmax(probs)
-        choice, moves = self.space.repair(argmax, probs, self.budget)
+        choice, moves = self.sampled_choice()
         cands = self.space.candidates
         group_bits = {g: cands[j] for g, j in choice.items()}
         fixed = {n: (m.w_bits, m.a_bits) for n, m in self.qlayers.items() if m.fixed_precision}
@@ -252,6 +260,7 @@ class BPNAS(QuantModel):
         assert math.isclose(avg_bits, summary['avg_bits'], rel_tol=1e-9)
         extra = dict(
             budget_avg_bits=self.budget, avg_bits=avg_bits, inside_budget=avg_bits <= self.budget,
+            argmax_avg_bits=self.space.avg_bits_of(argmax),
             repaired=bool(moves), repair_moves=moves,
             expected_bits=float(self.expected_bits().detach()),
             probabilities={g: [round(float(v), 6) for v in p.detach()]

@@ -14,7 +14,8 @@ class SplitDataset(Dataset):
 
     Args:
         dataset (dict | Dataset): the dataset to split (config or object).
-        ratio (float): fraction of samples in part ``'first'``, in (0, 1).
+        ratio (float): fraction of samples in part ``'first'``, in (0, 1]
+            (1.0 with ``max_samples``: a random subset of the whole dataset).
         part (str): ``'first'`` (W step) or ``'second'`` (theta step).
         seed (int): the permutation's seed; both parts must use the same.
         max_samples (int, optional): keep at most this many of the part.
@@ -22,8 +23,8 @@ class SplitDataset(Dataset):
 
     def __init__(self, dataset: Union[dict, Dataset], ratio: float = 0.6, part: str = 'first',
                  seed: int = 0, max_samples=None):
-        if not 0 < ratio < 1:
-            raise ValueError(f'SplitDataset.ratio must be in (0, 1), got {ratio!r}')
+        if not 0 < ratio <= 1:
+            raise ValueError(f'SplitDataset.ratio must be in (0, 1], got {ratio!r}')
         if part not in ('first', 'second'):
             raise ValueError(f"SplitDataset.part must be 'first' or 'second', got {part!r}")
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset

@@ -19,4 +19,10 @@ train_pipeline = [
     dict(type='Cutout', shape=16, pad_val=0, prob=1.0),
     dict(type='PackInputs'),
 ]
-train_dataloader = dict(batch_size=512, dataset=dict(pipeline=train_pipeline))
+# (a random subset of the training set with dataset.max_samples=N; None = all)
+train_dataloader = dict(
+    batch_size=512,
+    dataset=dict(_delete_=True, type='bpnas_mm.SplitDataset', ratio=1.0, max_samples=None,
+                 seed=0, dataset=dict(type='CustomDataset', data_root='data/cifar10',
+                                      data_prefix='train', with_label=True,
+                                      pipeline=train_pipeline)))

@@ -126,3 +126,17 @@ def test_empty_candidates_fail_at_build():
     with pytest.raises(ValueError, match='candidates must be a non-empty list'):
         MODELS.build(dict(type='bpnas_mm.BPNAS', architecture=ARCH, candidates=[], budget=3.0,
                           bops=dict(input_shape=(3, 16, 16))))
+
+
+def test_repair_switch_for_the_dnas_baseline():
+    model, _ = build(loss='cost')
+    with torch.no_grad():
+        for theta in model.arch_params.values():
+            theta[7] = 5.0  # (8, 4) everywhere: 5.66 bits, over the 3-bit budget
+    mp = model.export()
+    assert mp.extra['inside_budget'] and mp.extra['repaired']
+    assert mp.extra['argmax_avg_bits'] > 3.0 >= mp.extra['avg_bits']
+    model.search_cfg['repair'] = False
+    raw = model.export()
+    assert not raw.extra['inside_budget'] and not raw.extra['repaired']
+    assert raw.extra['avg_bits'] == pytest.approx(raw.extra['argmax_avg_bits'])

@@ -26,7 +26,8 @@ def test_parts_are_disjoint_cover_and_deterministic():
     assert len(SplitDataset(Numbers(), 0.6, 'second', max_samples=7)) == 7
 
 
-@pytest.mark.parametrize('kwargs,match', [(dict(ratio=1.0), 'ratio must be in'),
+@pytest.mark.parametrize('kwargs,match', [(dict(ratio=1.5), 'ratio must be in'),
+                                          (dict(ratio=1.0, part='second'), 'is empty'),
                                           (dict(part='third'), "part must be 'first'")])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -56,8 +56,6 @@ def test_search_resume_export_and_retrain(cifar_folder, tmp_path):
     retrain = str(tmp_path / 'retrain')
     opts = [o.replace('train_cfg.search_dataloader', 'val_dataloader') for o in
             _tiny(cifar_folder, 1) if 'custom_hooks' not in o and 'search_dataloader' not in o]
-    opts = [o.replace('train_dataloader.dataset.dataset.data_root',
-                      'train_dataloader.dataset.data_root') for o in opts]
     run_tool('tools/train.py', RETRAIN, '--work-dir', retrain, '--cfg-options', *opts,
              f'model.mixed_precision={mp_path}',
              f'model.supernet_checkpoint={os.path.join(work, "epoch_2.pth")}',

@@ -1,0 +1,226 @@
+"""BP-NAS against the alternatives on real CIFAR-10, at a CPU-sized schedule.
+
+    python tools/benchmark/cifar_quality.py [--data-root ../shared/data/cifar10]
+        [--weights ../shared/weights/resnet20-12fca82f.th] [--budget 3.0]
+        [--lambdas 0.05 0.5 2.0] [--seeds 0 1] [--search-epochs 2]
+        [--search-images 6000 4000] [--retrain-epochs 2] [--retrain-images 20000]
+        [--batch 128] [--lr 0.05] [--work-dir work_dirs/cifar_quality]
+
+All runs start from the converted public ResNet20 and use the project's own
+configs through tools/train.py and tools/test.py:
+  * BP-NAS search at B_max (barrier + Prob-1), then retrain, per seed;
+  * the DNAS-style cost loss ``lambda * E`` for each lambda (same budget as the
+    yardstick: is the result inside it?), then retrain;
+  * uniform W3A3, trained for the retraining's epochs.
+Top-1 is on the full 10,000-image test set. Writes results.json, results.md
+(the columns of the paper's Table 1 plus wall time and "inside budget") and
+top1_vs_avg_bits.png (the paper's Fig. 3) into the work dir.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+SEARCH = 'configs/bpnas/bpnas_resnet20_cifar10_search_b3.py'
+RETRAIN = 'configs/bpnas/bpnas_resnet20_cifar10_retrain.py'
+
+
+def tool(*args, log):
+    """Run a project tool; its output goes to ``log``."""
+    with open(log, 'w') as f:
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=f,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode:
+        sys.exit(f'failed ({proc.returncode}): {" ".join(args)}; see {log}')
+
+
+def data_opts(root, prefix):
+    return [f'{prefix}.data_root={root}']
+
+
+class Bench:
+
+    def __init__(self, args):
+        self.a = args
+        self.work = osp.abspath(args.work_dir)
+        os.makedirs(self.work, exist_ok=True)
+        self.ckpt = osp.join(self.work, 'resnet20_float.pth')
+
+    def common(self):
+        a = self.a
+        return ['train_dataloader.num_workers=2', 'val_dataloader.num_workers=2',
+                'test_dataloader.num_workers=2', f'train_dataloader.batch_size={a.batch}',
+                f'optim_wrapper.optimizer.lr={a.lr}', 'default_hooks.logger.interval=20',
+                f'test_dataloader.dataset.data_root={a.data_root}',
+                f'val_dataloader.dataset.data_root={a.data_root}']
+
+    def prepare(self):
+        if not osp.isfile(self.ckpt):
+            tool('tools/model_converters/resnet_cifar_to_mmpretrain.py', self.a.weights,
+                 self.ckpt, log=osp.join(self.work, 'convert.log'))
+
+    def search(self, name, seed, loss, lam=None):
+        a = self.a
+        work = osp.join(self.work, name)
+        n_train, n_search = a.search_images
+        opts = [f'model.budget={a.budget}', f'model.search.loss={loss}',
+                f'model.float_checkpoint={self.ckpt}', f'randomness.seed={seed}',
+                f'train_cfg.max_epochs={a.search_epochs}', f'train_cfg.val_interval={a.search_epochs}',
+                f'train_dataloader.batch_size={a.batch}',
+                f'train_cfg.search_dataloader.batch_size={a.batch}',
+                f'train_dataloader.dataset.max_samples={n_train}',
+                f'train_cfg.search_dataloader.dataset.max_samples={n_search}',
+                f'train_dataloader.dataset.seed={seed}',
+                f'train_cfg.search_dataloader.dataset.seed={seed}',
+                f'train_dataloader.dataset.dataset.data_root={a.data_root}',
+                f'train_cfg.search_dataloader.dataset.dataset.data_root={a.data_root}',
+                f'val_dataloader.dataset.data_root={a.data_root}',
+                f'optim_wrapper.architecture.optimizer.lr={a.lr}',
+                f'param_scheduler.architecture.0.T_max={a.search_epochs}',
+                'default_hooks.logger.interval=20', 'default_hooks.checkpoint.interval=1000',
+                'custom_hooks.2.interval=1000', 'val_dataloader.num_workers=2',
+                'train_dataloader.num_workers=2', 'train_cfg.search_dataloader.num_workers=2']
+        if lam is not None:  # DNAS has no budget: its argmax is taken as it is
+            opts += [f'model.search.cost_lambda={lam}', 'model.search.repair=False']
+        t0 = time.time()
+        tool('tools/train.py', SEARCH, '--work-dir', work, '--cfg-options', *opts,
+             log=osp.join(self.work, f'{name}.log'))
+        mp_path = osp.join(work, 'mixed_precision.json')
+        return mp_path, time.time() - t0
+
+    def train_fixed(self, name, config, seed, mp_path=None, extra=()):
+        """Train a fixed-precision model with the retraining recipe, then test it."""
+        a = self.a
+        work = osp.join(self.work, name)
+        opts = [f'model.float_checkpoint={self.ckpt}', f'randomness.seed={seed}',
+                f'train_cfg.max_epochs={a.retrain_epochs}',
+                f'train_cfg.val_interval={a.retrain_epochs}',
+                f'param_scheduler.0.T_max={a.retrain_epochs}',
+                f'train_dataloader.batch_size={a.batch}',
+                f'train_dataloader.dataset.max_samples={a.retrain_images}',
+                f'train_dataloader.dataset.seed={seed}',
+                f'train_dataloader.dataset.dataset.data_root={a.data_root}',
+                f'val_dataloader.dataset.data_root={a.data_root}',
+                f'test_dataloader.dataset.data_root={a.data_root}',
+                f'optim_wrapper.optimizer.lr={a.lr}', 'default_hooks.logger.interval=20',
+                'default_hooks.checkpoint.interval=1000', 'default_hooks.checkpoint.save_best=None',
+                'train_dataloader.num_workers=2', 'val_dataloader.num_workers=2',
+                'test_dataloader.num_workers=2', *extra]
+        opts.append(f'model.mixed_precision={mp_path}')  # None: the config's uniform bits
+        t0 = time.time()
+        tool('tools/train.py', config, '--work-dir', work, '--cfg-options', *opts,
+             log=osp.join(self.work, f'{name}.log'))
+        metrics = osp.join(work, 'test_metrics.json')
+        tool('tools/test.py', config, osp.join(work, 'epoch_%d.pth' % a.retrain_epochs),
+             '--work-dir', work, '--out', metrics, '--cfg-options', *opts,
+             log=osp.join(self.work, f'{name}_test.log'))
+        top1 = json.load(open(metrics))['accuracy/top1']
+        report = osp.join(work, 'bops_report.json')
+        rep_opts = [o for o in opts if o.startswith('model.')]
+        tool('tools/analysis/bops_report.py', config, '--json', report, '--cfg-options', *rep_opts,
+             log=osp.join(self.work, f'{name}_bops.log'))
+        summary = json.load(open(report))['summary']
+        return top1, summary, time.time() - t0
+
+
+def table(rows, budget):
+    head = ('| method | top-1 (%) | w-bits | a-bits | W-Comp | B-Comp | avg bits | inside '
+            f'B_max={budget} | wall time (min) |')
+    lines = [head, '|' + '---|' * 9]
+    for r in rows:
+        lines.append(f'| {r["method"]} | {r["top1"]:.2f} | {r["w_bits"]:.2f} | {r["a_bits"]:.2f} | '
+                     f'{r["w_comp"]:.2f}x | {r["b_comp"]:.2f}x | {r["avg_bits"]:.3f} | '
+                     f'{"yes" if r["inside_budget"] else "NO"} | {r["minutes"]:.1f} |')
+    return '\n'.join(lines)
+
+
+def plot(rows, budget, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, marker in (('BP-NAS', 'o'), ('DNAS', '^'), ('uniform', 's')):
+        pts = [r for r in rows if r['method'].startswith(kind)]
+        if pts:
+            ax.scatter([r['avg_bits'] for r in pts], [r['top1'] for r in pts], marker=marker,
+                       label=kind)
+    ax.axvline(budget, color='k', linestyle=':', label=f'B_max = {budget}')
+    ax.set_xlabel('average bits (Eq. 4)')
+    ax.set_ylabel('top-1 (%)')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument('--data-root', default=osp.join(ROOT, '..', 'shared', 'data', 'cifar10'))
+    p.add_argument('--weights',
+                   default=osp.join(ROOT, '..', 'shared', 'weights', 'resnet20-12fca82f.th'))
+    p.add_argument('--budget', type=float, default=3.0)
+    p.add_argument('--lambdas', type=float, nargs='*', default=[0.05, 0.5, 2.0])
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    p.add_argument('--search-epochs', type=int, default=2)
+    p.add_argument('--search-images', type=int, nargs=2, default=[6000, 4000])
+    p.add_argument('--retrain-epochs', type=int, default=2)
+    p.add_argument('--retrain-images', type=int, default=20000)
+    p.add_argument('--batch', type=int, default=128)
+    p.add_argument('--lr', type=float, default=0.05)
+    p.add_argument('--work-dir', default='work_dirs/cifar_quality')
+    args = p.parse_args(argv)
+    for path, what in ((args.data_root, 'data root'), (args.weights, 'weights')):
+        if not osp.exists(path):
+            sys.exit(f'{what} not found: {path}')
+    args.data_root = osp.abspath(args.data_root)
+    bench = Bench(args)
+    bench.prepare()
+    rows = []
+
+    def record(method, seed, top1, summary, minutes, search=None):
+        rows.append(dict(method=method, seed=seed, top1=top1, w_bits=summary['w_bits_mean'],
+                         a_bits=summary['a_bits_mean'], w_comp=summary['w_comp'],
+                         b_comp=summary['b_comp'], avg_bits=summary['avg_bits'],
+                         inside_budget=summary['avg_bits'] <= args.budget + 1e-9,
+                         minutes=minutes, search=search))
+        print(f'{method}: top-1 {top1:.2f} %, {summary["avg_bits"]:.3f} avg bits, '
+              f'{minutes:.1f} min', flush=True)
+        with open(osp.join(bench.work, 'results.json'), 'w') as f:
+            json.dump(dict(settings=vars(args), rows=rows), f, indent=2)
+
+    for seed in args.seeds:
+        mp_path, t_search = bench.search(f'bpnas_s{seed}', seed, 'barrier')
+        mp = json.load(open(mp_path))
+        top1, summary, t_train = bench.train_fixed(f'bpnas_s{seed}_retrain', RETRAIN, seed, mp_path)
+        record(f'BP-NAS B_max={args.budget} (seed {seed})', seed, top1, summary,
+               (t_search + t_train) / 60, dict(repaired=mp['repaired'],
+                                                expected_bits=mp['expected_bits']))
+    for lam in args.lambdas:
+        seed = args.seeds[0]
+        name = f'dnas_l{lam:g}'
+        mp_path, t_search = bench.search(name, seed, 'cost', lam)
+        mp = json.load(open(mp_path))
+        top1, summary, t_train = bench.train_fixed(name + '_retrain', RETRAIN, seed, mp_path)
+        record(f'DNAS cost lambda={lam:g}', seed, top1, summary, (t_search + t_train) / 60,
+               dict(repaired=mp['repaired'], argmax_over_budget=mp['repaired']))
+    bench_uniform = ['model.quant.w_bits=3', 'model.quant.a_bits=3']
+    top1, summary, t_train = bench.train_fixed('uniform_w3a3', RETRAIN, args.seeds[0],
+                                               None, bench_uniform)
+    record('uniform W3A3', args.seeds[0], top1, summary, t_train / 60)
+
+    md = table(rows, args.budget)
+    cmd = 'python tools/benchmark/cifar_quality.py ' + ' '.join(argv or sys.argv[1:])
+    with open(osp.join(bench.work, 'results.md'), 'w') as f:
+        f.write(f'`{cmd.strip()}`\n\n{md}\n')
+    plot(rows, args.budget, osp.join(bench.work, 'top1_vs_avg_bits.png'))
+    print('\n' + md)
+    print(f'\nwritten: {bench.work}/results.md, results.json, top1_vs_avg_bits.png')
+
+
+if __name__ == '__main__':
+    main()
