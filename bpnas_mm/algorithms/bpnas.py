@@ -31,8 +31,10 @@ from ..search.space import SearchSpace
 from .losses import barrier_penalty, cost_loss, prob1_regularizer
 
 DEFAULT_SEARCH = dict(mode='composite', loss='barrier', mu=0.05, barrier_delta=0.02,
-                      cost_lambda=0.1, prob1_weight=1.0, repair=True)
-SEARCH_CHOICES = dict(mode=('composite', 'sample'), loss=('barrier', 'cost'))
+                      cost_lambda=0.1, prob1_weight=1.0, repair=True, theta_init='feasible',
+                      init_margin=0.1)
+SEARCH_CHOICES = dict(mode=('composite', 'sample'), loss=('barrier', 'cost'),
+                      theta_init=('feasible', 'uniform'))
 
 
 def check_search_cfg(search: Optional[dict]) -> dict:
@@ -47,7 +49,7 @@ def check_search_cfg(search: Optional[dict]) -> dict:
             raise ValueError(f'search.{key} must be one of {allowed}, got {cfg[key]!r}')
     if not isinstance(cfg['repair'], bool):
         raise ValueError(f'search.repair must be True or False, got {cfg["repair"]!r}')
-    for key in ('mu', 'cost_lambda', 'prob1_weight'):
+    for key in ('mu', 'cost_lambda', 'prob1_weight', 'init_margin'):
         if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
             raise ValueError(f'search.{key} must be a number >= 0, got {cfg[key]!r}')
     return cfg
@@ -73,7 +75,12 @@ class BPNAS(QuantModel):
             a :class:`BarrierMuHook` may schedule it), ``barrier_delta``,
             ``cost_lambda``, ``prob1_weight``, and ``repair`` (default True:
             an over-budget argmax is repaired into the budget; False writes the
-            argmax as it is, for the DNAS-style baseline, which has no budget).
+            argmax as it is, for the DNAS-style baseline, which has no budget),
+            ``theta_init``: 'feasible' (default) starts inside the budget, at
+            ``E = B_max - init_margin``, by tilting every group's theta towards
+            cheaper candidates (an interior-point method needs a feasible
+            start; the uniform start is usually over budget), or 'uniform'
+            (theta = 0).
     """
 
     def __init__(self, architecture, candidates, budget: float, quant: Optional[dict] = None,
@@ -93,6 +100,11 @@ class BPNAS(QuantModel):
             raise ValueError('grouping: two group names map to the same parameter key')
         self.arch_params = nn.ParameterDict(
             {k: nn.Parameter(torch.zeros(len(self.space.candidates))) for k in keys})
+        if self.search_cfg['theta_init'] == 'feasible' and self.search_cfg['loss'] == 'barrier':
+            theta0 = self.space.feasible_theta(self.budget - self.search_cfg['init_margin'])
+            with torch.no_grad():
+                for theta in self.arch_params.values():
+                    theta.copy_(theta0)
         for names in self.space.groups.values():
             for name in names:
                 mixed = to_mixed(self.qlayers[name], self.space.candidates)

@@ -83,6 +83,35 @@ class SearchSpace:
                 f'configuration, fixed layers {"counted" if self.include_fixed else "not counted"})')
         return float(b_max)
 
+    def feasible_theta(self, target_bits: float, iters: int = 60) -> torch.Tensor:
+        """A theta (shared by all groups) with expected cost ``<= target_bits``.
+
+        ``theta_j = -beta * (c_j - c_min) / (c_max - c_min)`` with ``c = w * a``;
+        ``beta >= 0`` is the smallest that brings ``E`` to ``target_bits``
+        (bisection; ``E`` falls as ``beta`` grows). Zero (uniform) when the
+        uniform start is already there.
+        """
+        cost = self._cand_bits.float()
+        spread = float(cost.max() - cost.min()) or 1.0
+        direction = -(cost - cost.min()) / spread
+        n = len(self.names)
+
+        def e_of(beta):
+            p = torch.softmax(beta * direction, 0)
+            return float(self.expected_bits([p] * n))
+
+        if e_of(0.0) <= target_bits:
+            return torch.zeros_like(cost)
+        lo, hi = 0.0, 1.0
+        while e_of(hi) > target_bits:
+            hi *= 2
+            if hi > 1e4:
+                return 1e4 * direction  # as close to the cheapest as it gets
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if e_of(mid) > target_bits else (lo, mid)
+        return hi * direction
+
     # -------------------------------------------------------------- sampling
     def argmax(self, probs: Sequence[torch.Tensor]) -> Dict[str, int]:
         """Eq. 8: the most probable candidate per group (first on ties)."""

@@ -20,14 +20,14 @@ ARCH = dict(
               loss=dict(type='CrossEntropyLoss')))
 
 
-def build(budget=3.0, mode='composite', loss='barrier', seed=0):
+def build(budget=3.0, mode='composite', loss='barrier', seed=0, theta_init='uniform'):
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
     model = MODELS.build(dict(
         type='bpnas_mm.BPNAS', architecture=ARCH, candidates=CANDS, budget=budget,
         quant=dict(fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
         grouping=[r'(backbone\.layer\d\.\d+)\.'], bops=dict(input_shape=(3, 16, 16)),
-        search=dict(mode=mode, loss=loss, mu=0.1, cost_lambda=0.5)))
+        search=dict(mode=mode, loss=loss, mu=0.1, cost_lambda=0.5, theta_init=theta_init)))
     optim = BPNASOptimWrapperConstructor(dict(
         architecture=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         arch_params=dict(optimizer=dict(type='Adam', lr=0.05, weight_decay=1e-3))))(model)
@@ -140,3 +140,23 @@ def test_repair_switch_for_the_dnas_baseline():
     raw = model.export()
     assert not raw.extra['inside_budget'] and not raw.extra['repaired']
     assert raw.extra['avg_bits'] == pytest.approx(raw.extra['argmax_avg_bits'])
+
+
+@pytest.mark.parametrize('budget', [2.7, 3.0, 3.5])
+def test_feasible_start_is_inside_the_budget(budget):
+    model, optim = build(budget=budget, theta_init='feasible')
+    e0 = model.expected_bits().item()
+    assert e0 == pytest.approx(budget - 0.1, abs=1e-3)
+    probs = model.probs()[0]
+    costs = torch.tensor([w * a for w, a in CANDS], dtype=torch.float)
+    assert probs[costs.argmin()] == probs.max()  # tilted towards cheap candidates
+    model.train()
+    for step in range(6):
+        logs = model.train_step(dict(train=batch(step), search=batch(step + 20)), optim)
+        assert torch.isfinite(logs['loss_barrier'])
+    assert model.expected_bits().item() < budget
+
+
+def test_feasible_start_keeps_uniform_when_already_inside():
+    model, _ = build(budget=5.0, theta_init='feasible')
+    assert all(torch.equal(t, torch.zeros(8)) for t in model.arch_params.values())

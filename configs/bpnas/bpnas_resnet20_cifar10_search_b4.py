@@ -1,0 +1,3 @@
+# BP-NAS search for ResNet20 on CIFAR-10 at B_max = 4 average bits.
+_base_ = ['./bpnas_resnet20_cifar10_search_b3.py']
+model = dict(budget=4.0)
