@@ -88,3 +88,19 @@ def test_every_config_builds():
         init_default_scope(cfg.default_scope)
         model = MODELS.build(cfg.model)
         assert sum(p.numel() for p in model.parameters()) > 0, path
+
+
+def test_imagenet10_search_file_transfers_to_the_1000_class_retrain():
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope('mmpretrain')
+    search = MODELS.build(Config.fromfile(os.path.join(
+        ROOT, 'configs/bpnas/bpnas_resnet50_imagenet10_search_b4.py')).model)
+    mp = search.export()
+    assert mp.extra['avg_bits'] <= 4.0 and len(search.space.names) == 16
+    retrain = MODELS.build(Config.fromfile(os.path.join(
+        ROOT, 'configs/bpnas/bpnas_resnet50_imagenet_retrain.py')).model)
+    retrain.apply_mixed_precision(mp)
+    assert retrain.architecture.head.fc.out_features == 1000
+    assert retrain.quant_summary() == {n: (s['w_bits'], s['a_bits'], s['fixed'])
+                                       for n, s in mp.layers.items()}
