@@ -23,7 +23,7 @@ from torch import nn
 
 from ..bops.cost import LayerCost, summarize
 from ..export.mixed_precision import MixedPrecision, from_groups
-from ..models.patcher import _set_submodule
+from ..models.patcher import set_submodule
 from ..models.quant_model import QuantModel
 from ..registry import MODELS
 from ..search.mixed_layers import to_mixed
@@ -108,7 +108,7 @@ class BPNAS(QuantModel):
         for names in self.space.groups.values():
             for name in names:
                 mixed = to_mixed(self.qlayers[name], self.space.candidates)
-                _set_submodule(self.architecture, name, mixed)
+                set_submodule(self.architecture, name, mixed)
                 self.qlayers[name] = mixed
         self._last_stats: Dict[str, float] = {}
 

@@ -113,7 +113,8 @@ class QuantRules:
         return plan
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule ``name`` (dotted path) of ``model`` by ``module``."""
     parent_name, _, child = name.rpartition('.')
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
@@ -145,7 +146,7 @@ def quantize_model(model: nn.Module, rules) -> Dict[str, QuantMixin]:
             QConv2d if isinstance(module, nn.Conv2d) else QLinear)
         qmod = qcls.from_float(module, **kwargs)
         qmod.fixed_precision = spec['fixed']
-        _set_submodule(model, name, qmod)
+        set_submodule(model, name, qmod)
         out[name] = qmod
     return out
 
