@@ -4,12 +4,12 @@
 # and the classifier are fixed at 8 bit and left out of the budget.
 _base_ = [
     '../_base_/models/resnet20_cifar.py', '../_base_/datasets/cifar10_folder.py',
-    '../_base_/default_runtime_cls.py'
+    '../_base_/default_runtime_cls.py', '../_base_/schedules/bpnas_search_cls.py'
 ]
 
 candidates = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
 budget = 3.0
-max_epochs = 60
+max_epochs = 60  # as in the schedule base
 
 model = dict(
     _delete_=True,
@@ -38,24 +38,4 @@ search_dataloader = dict(
 
 train_cfg = dict(type='bpnas_mm.BPNASSearchLoop', max_epochs=max_epochs,
                  warmup_epochs=0, val_interval=5, search_dataloader=search_dataloader)
-val_cfg = dict()
-test_cfg = dict()
-
-optim_wrapper = dict(
-    constructor='bpnas_mm.BPNASOptimWrapperConstructor',
-    architecture=dict(optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-4)),
-    arch_params=dict(optimizer=dict(type='Adam', lr=5e-3, weight_decay=1e-3)))
-param_scheduler = dict(
-    architecture=[dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True,
-                       eta_min=0.0)],
-    arch_params=[dict(type='ConstantLR', factor=1.0, by_epoch=True)])
-
-custom_hooks = [
-    dict(type='bpnas_mm.BarrierMuHook', start=0.05, end=0.2, schedule='linear'),
-    dict(type='bpnas_mm.ArchLoggingHook', interval=20),
-    dict(type='bpnas_mm.MixedPrecisionExportHook', interval=5),
-]
 default_hooks = dict(checkpoint=dict(interval=5, save_best=None))
-
-# distributed search (tools/dist_train.sh): BPNAS averages gradients itself
-model_wrapper_cfg = dict(type='bpnas_mm.BPNASDistributedWrapper')

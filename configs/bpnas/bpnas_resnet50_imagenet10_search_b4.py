@@ -9,7 +9,7 @@
 # of the budget), batch 64, SGD lr 0.025 cosine, 30 epochs.
 _base_ = [
     '../_base_/models/resnet50_imagenet10.py', '../_base_/datasets/imagenet.py',
-    '../_base_/default_runtime_cls.py'
+    '../_base_/default_runtime_cls.py', '../_base_/schedules/bpnas_search_cls.py'
 ]
 
 candidates = [(2, 4), (3, 3), (3, 4), (4, 3), (4, 4), (4, 6), (6, 4)]
@@ -46,19 +46,8 @@ test_dataloader = val_dataloader
 
 train_cfg = dict(type='bpnas_mm.BPNASSearchLoop', max_epochs=max_epochs, warmup_epochs=0,
                  val_interval=5, search_dataloader=search_dataloader)
-val_cfg = dict()
-test_cfg = dict()
 optim_wrapper = dict(
-    constructor='bpnas_mm.BPNASOptimWrapperConstructor',
-    architecture=dict(optimizer=dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=1e-4)),
-    arch_params=dict(optimizer=dict(type='Adam', lr=5e-3, weight_decay=1e-3)))
-param_scheduler = dict(
-    architecture=[dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True)],
-    arch_params=[dict(type='ConstantLR', factor=1.0, by_epoch=True)])
-custom_hooks = [
-    dict(type='bpnas_mm.BarrierMuHook', start=0.05, end=0.2, schedule='linear'),
-    dict(type='bpnas_mm.ArchLoggingHook', interval=20),
-    dict(type='bpnas_mm.MixedPrecisionExportHook', interval=5),
-]
+    architecture=dict(optimizer=dict(lr=0.025, weight_decay=1e-4)))
+param_scheduler = dict(architecture=[dict(type='CosineAnnealingLR', T_max=max_epochs,
+                                          by_epoch=True, eta_min=0.0)])
 default_hooks = dict(checkpoint=dict(interval=5, save_best=None))
-model_wrapper_cfg = dict(type='bpnas_mm.BPNASDistributedWrapper')

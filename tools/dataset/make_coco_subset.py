@@ -16,16 +16,7 @@ import argparse
 import sys
 
 from bpnas_mm.datasets.coco_subset import make_coco_subset
-
-
-def parse_splits(items):
-    splits = {}
-    for item in items:
-        name, _, count = item.partition('=')
-        if not name or not (count.isdigit() or count == 'all'):
-            sys.exit(f'--splits wants NAME=COUNT (or NAME=all) items, got {item!r}')
-        splits[name] = None if count == 'all' else int(count)
-    return splits
+from bpnas_mm.utils.cli import parse_named_counts
 
 
 def main(argv=None):
@@ -45,7 +36,8 @@ def main(argv=None):
     p.add_argument('--licenses', type=int, nargs='+', help='keep only these license ids')
     args = p.parse_args(argv)
     try:
-        make_coco_subset(args.ann_file, args.img_dir, args.out_dir, parse_splits(args.splits),
+        splits = parse_named_counts(args.splits, allow_all=True)
+        make_coco_subset(args.ann_file, args.img_dir, args.out_dir, splits,
                          categories=args.categories, num_categories=args.num_categories,
                          seed=args.seed, licenses=args.licenses, copy_images=args.copy_images,
                          max_side=args.max_side)

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from bpnas_mm.datasets.imagenet_subset import make_imagenet_subset
+from bpnas_mm.utils.cli import parse_named_counts
 
 
 def main(argv=None):
@@ -25,13 +26,8 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--source-split', default='train')
     args = p.parse_args(argv)
-    splits = {}
-    for item in args.splits:
-        name, _, count = item.partition('=')
-        if not name or not count.isdigit():
-            sys.exit(f'--splits wants NAME=COUNT items, got {item!r}')
-        splits[name] = int(count)
     try:
+        splits = parse_named_counts(args.splits)
         out = make_imagenet_subset(args.root, args.out_dir, splits, args.classes,
                                    args.num_classes, args.seed, args.source_split)
     except (FileNotFoundError, ValueError) as e:
