@@ -25,24 +25,22 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 
-train_dataloader = dict(
-    batch_size=1, num_workers=2, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo,
-                 ann_file='5cat/annotations/instances_search_train.json',
-                 data_prefix=dict(img='train2017/'),
-                 filter_cfg=dict(filter_empty_gt=True, min_size=32),
-                 pipeline=train_pipeline, backend_args=backend_args))
-search_dataloader = dict(
-    batch_size=1, num_workers=2, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo,
-                 ann_file='5cat/annotations/instances_search_val.json',
-                 data_prefix=dict(img='train2017/'),
-                 filter_cfg=dict(filter_empty_gt=True, min_size=32),
-                 pipeline=train_pipeline, backend_args=backend_args))
+
+
+def _train_loader(ann_file):
+    """A batch-1 training loader over one subset split (images in train2017/)."""
+    return dict(
+        batch_size=1, num_workers=2, persistent_workers=True,
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        batch_sampler=dict(type='AspectRatioBatchSampler'),
+        dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo,
+                     ann_file=ann_file, data_prefix=dict(img='train2017/'),
+                     filter_cfg=dict(filter_empty_gt=True, min_size=32),
+                     pipeline=train_pipeline, backend_args=backend_args))
+
+
+train_dataloader = _train_loader('5cat/annotations/instances_search_train.json')
+search_dataloader = _train_loader('5cat/annotations/instances_search_val.json')
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
