@@ -77,9 +77,10 @@ class BPNAS(QuantModel):
             an over-budget argmax is repaired into the budget; False writes the
             argmax as it is, for the DNAS-style baseline, which has no budget),
             ``theta_init``: 'feasible' (default) starts inside the budget, at
-            ``E = B_max - init_margin``, by tilting every group's theta towards
-            cheaper candidates (an interior-point method needs a feasible
-            start; the uniform start is usually over budget), or 'uniform'
+            ``E = B_max - init_margin``, by lowering every group's theta of the
+            candidates dearer than ``B_max`` on their own (an interior-point
+            method needs a feasible start; the uniform start is usually over
+            budget; see :meth:`SearchSpace.feasible_theta`), or 'uniform'
             (theta = 0).
     """
 
@@ -101,7 +102,8 @@ class BPNAS(QuantModel):
         self.arch_params = nn.ParameterDict(
             {k: nn.Parameter(torch.zeros(len(self.space.candidates))) for k in keys})
         if self.search_cfg['theta_init'] == 'feasible' and self.search_cfg['loss'] == 'barrier':
-            theta0 = self.space.feasible_theta(self.budget - self.search_cfg['init_margin'])
+            theta0 = self.space.feasible_theta(self.budget - self.search_cfg['init_margin'],
+                                               hinge_bits=self.budget)
             with torch.no_grad():
                 for theta in self.arch_params.values():
                     theta.copy_(theta0)

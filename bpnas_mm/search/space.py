@@ -83,33 +83,48 @@ class SearchSpace:
                 f'configuration, fixed layers {"counted" if self.include_fixed else "not counted"})')
         return float(b_max)
 
-    def feasible_theta(self, target_bits: float, iters: int = 60) -> torch.Tensor:
+    def feasible_theta(self, target_bits: float, hinge_bits: Optional[float] = None,
+                       iters: int = 60) -> torch.Tensor:
         """A theta (shared by all groups) with expected cost ``<= target_bits``.
 
-        ``theta_j = -beta * (c_j - c_min) / (c_max - c_min)`` with ``c = w * a``;
-        ``beta >= 0`` is the smallest that brings ``E`` to ``target_bits``
-        (bisection; ``E`` falls as ``beta`` grows). Zero (uniform) when the
-        uniform start is already there.
+        ``theta_j = -beta * d_j`` with ``d_j >= 0`` rising with the candidate's
+        cost ``c = w * a``; ``beta >= 0`` is the smallest that brings ``E`` to
+        ``target_bits`` (bisection; ``E`` falls as ``beta`` grows). Zero
+        (uniform) when the uniform start is already there.
+
+        With ``hinge_bits`` (normally ``B_max``), ``d_j = max(c_j - hinge^2, 0)``:
+        only candidates dearer than the budget on their own are pushed down and
+        the others start tied, so the cheapest one is not the favourite from the
+        first step (Prob-1 would sharpen any favourite it is given). When that
+        cannot reach ``target_bits`` (fixed layers counted, say), or without
+        ``hinge_bits``, ``d_j = c_j - c_min``: a tilt towards the cheapest.
         """
         cost = self._cand_bits.float()
-        spread = float(cost.max() - cost.min()) or 1.0
-        direction = -(cost - cost.min()) / spread
         n = len(self.names)
 
-        def e_of(beta):
+        def e_of(direction, beta):
             p = torch.softmax(beta * direction, 0)
             return float(self.expected_bits([p] * n))
 
-        if e_of(0.0) <= target_bits:
+        def normalised(d):
+            return -d / (float(d.max()) or 1.0)
+
+        linear = normalised(cost - cost.min())
+        direction = linear
+        if hinge_bits is not None:
+            hinge = normalised((cost - hinge_bits ** 2).clamp(min=0))
+            if e_of(hinge, 1e4) <= target_bits:
+                direction = hinge
+        if e_of(direction, 0.0) <= target_bits:
             return torch.zeros_like(cost)
         lo, hi = 0.0, 1.0
-        while e_of(hi) > target_bits:
+        while e_of(direction, hi) > target_bits:
             hi *= 2
             if hi > 1e4:
                 return 1e4 * direction  # as close to the cheapest as it gets
         for _ in range(iters):
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if e_of(mid) > target_bits else (lo, mid)
+            lo, hi = (mid, hi) if e_of(direction, mid) > target_bits else (lo, mid)
         return hi * direction
 
     # -------------------------------------------------------------- sampling

@@ -50,6 +50,33 @@ def test_uniform_start_is_outside_a_3_bit_budget():
     assert s.expected_bits(uniform).item() == pytest.approx(math.sqrt(131 / 8))  # 4.047
 
 
+def test_feasible_start_ties_the_candidates_that_fit_the_budget():
+    s = _space()
+    theta = s.feasible_theta(2.9, hinge_bits=3.0)
+    p = torch.softmax(theta, 0)
+    assert s.expected_bits([p, p]).item() == pytest.approx(2.9, abs=1e-6)
+    cost = [w * a for w, a in CANDS]
+    fits = [j for j, c in enumerate(cost) if c <= 9]  # (2,3), (2,4), (3,3)
+    assert fits == [0, 1, 2] and torch.all(theta[fits] == 0)
+    dear = sorted(set(range(8)) - set(fits), key=cost.__getitem__)
+    assert all(theta[j] < 0 for j in dear)
+    assert all(theta[i] >= theta[j] for i, j in zip(dear, dear[1:]))
+    # closed form of the tilt: theta_j = -beta * (c_j - 9) / (32 - 9)
+    beta = -float(theta[7])
+    assert theta[3].item() == pytest.approx(-beta * 3 / 23, rel=1e-5)
+
+
+def test_feasible_start_falls_back_to_the_cheapest_tilt():
+    s = _space(include_fixed=True)  # fixed 8-bit layers eat most of a 3.4-bit budget
+    theta = s.feasible_theta(3.4, hinge_bits=3.4)
+    p = torch.softmax(theta, 0)
+    assert s.expected_bits([p, p]).item() == pytest.approx(3.4, abs=1e-6)
+    assert torch.argmax(theta) == 0 and torch.all(theta[1:] < 0)
+    linear = _space().feasible_theta(2.9)  # no hinge: the linear tilt, cheapest first
+    assert torch.argmax(linear) == 0 and torch.all(linear[1:] <= linear[:-1])
+    assert torch.equal(s.feasible_theta(5.0, hinge_bits=5.0), torch.zeros(8))
+
+
 def test_budget_range_checked():
     s = _space()
     lo, hi = s.bits_range()
