@@ -98,7 +98,25 @@ class MixedMixin:
                 out = y if out is None else out + y
         return self._add_bias(out, probs.sum())
 
+    def calibrate_candidates(self, x: torch.Tensor) -> None:
+        """Calibrate every candidate's clip not yet set, from this input and weight.
+
+        Done on the first forward, so that path sampling does not calibrate a
+        width in the middle of the search, when it is first drawn (calibration
+        is the expensive part of a quantizer's life: an MSE sweep of clips).
+        """
+        todo_a = [q for q in self.a_quants.values() if q.calibrate and not bool(q.initialized)]
+        todo_w = [q for q in self.w_quants.values() if q.calibrate and not bool(q.initialized)]
+        if todo_w:
+            w = self.weight if self.reshape_k is None else reshape_weight(self.weight,
+                                                                          self.reshape_k)
+            for q in todo_w:
+                q.initialize(w)
+        for q in todo_a:
+            q.initialize(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calibrate_candidates(x)
         probs, choice = self.arch_probs, self.arch_choice
         if choice is not None:
             gate = probs[choice] if probs is not None and probs.requires_grad else None

@@ -112,3 +112,23 @@ def test_path_gate_gradient_equals_explicit_scaling():
     ((layer.candidate_forward(x, 2) * (p / p.detach())) * g).sum().backward()
     assert torch.allclose(gated, theta.grad, rtol=1e-5, atol=1e-7)
     layer.arch_probs = layer.arch_choice = None
+
+
+def test_first_forward_calibrates_every_candidate_once():
+    torch.manual_seed(2)
+    layer = to_mixed(QConv2d.from_float(nn.Conv2d(8, 6, 3, padding=1)), CIFAR)
+    quantizers = list(layer.w_quants.values()) + list(layer.a_quants.values())
+    assert not any(bool(q.initialized) for q in quantizers)
+    x = torch.relu(torch.randn(2, 8, 7, 7))
+    layer.arch_choice = 0  # path sampling draws (2, 3); all the others are set too
+    layer(x)
+    assert all(bool(q.initialized) for q in quantizers)
+    alphas = [q.alpha.item() for q in quantizers]
+    # the same as calibrating each one on its own from that input and weight
+    for q in layer.w_quants.values():
+        ref = type(q)(q.bits, signed=True)
+        ref.initialize(layer.weight)
+        assert q.alpha.item() == pytest.approx(ref.alpha.item())
+    layer.arch_choice = 5
+    layer(3 * x)  # later inputs do not recalibrate
+    assert [q.alpha.item() for q in quantizers] == alphas

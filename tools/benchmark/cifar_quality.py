@@ -4,7 +4,7 @@
         [--weights ../shared/weights/resnet20-12fca82f.th] [--budget 3.0]
         [--lambdas 0.05 0.5 2.0] [--seeds 0 1] [--search-epochs 2]
         [--search-images 6000 4000] [--retrain-epochs 2] [--retrain-images 20000]
-        [--batch 128] [--lr 0.05] [--work-dir work_dirs/cifar_quality]
+        [--batch 128] [--lr 0.05] [--theta-lr 0.05] [--work-dir work_dirs/cifar_quality]
 
 All runs start from the converted public ResNet20 and use the project's own
 configs through tools/train.py and tools/test.py:
@@ -81,6 +81,7 @@ class Bench:
                 f'train_cfg.search_dataloader.dataset.dataset.data_root={a.data_root}',
                 f'val_dataloader.dataset.data_root={a.data_root}',
                 f'optim_wrapper.architecture.optimizer.lr={a.lr}',
+                f'optim_wrapper.arch_params.optimizer.lr={a.theta_lr}',
                 f'param_scheduler.architecture.0.T_max={a.search_epochs}',
                 'default_hooks.logger.interval=20', 'default_hooks.checkpoint.interval=1000',
                 'custom_hooks.2.interval=1000', 'val_dataloader.num_workers=2',
@@ -173,6 +174,9 @@ def main(argv=None):
     p.add_argument('--retrain-images', type=int, default=20000)
     p.add_argument('--batch', type=int, default=128)
     p.add_argument('--lr', type=float, default=0.05)
+    p.add_argument('--theta-lr', type=float, default=0.05,
+                   help="Adam lr of theta; the paper's 5e-3 is for ~3,500 theta steps, the "
+                        'default schedule has under 100, so it is 10x larger by default')
     p.add_argument('--work-dir', default='work_dirs/cifar_quality')
     p.add_argument('--skip-uniform', action='store_true', help='no W3A3 baseline run')
     p.add_argument('--theta-init', choices=['feasible', 'uniform'], default='feasible',
