@@ -4,20 +4,25 @@
         [--weights ../shared/weights/resnet20-12fca82f.th] [--budget 3.0]
         [--lambdas 0.05 0.5 2.0] [--seeds 0 1] [--search-epochs 2]
         [--search-images 6000 4000] [--retrain-epochs 2] [--retrain-images 20000]
-        [--batch 128] [--lr 0.05] [--theta-lr 0.05] [--work-dir work_dirs/cifar_quality]
+        [--batch 128] [--lr 0.05] [--theta-lr 0.05] [--retrain-from supernet]
+        [--work-dir work_dirs/cifar_quality]
 
 All runs start from the converted public ResNet20 and use the project's own
 configs through tools/train.py and tools/test.py:
-  * BP-NAS search at B_max (barrier + Prob-1), then retrain, per seed;
+  * BP-NAS search at B_max (barrier + Prob-1), then retrain, per seed
+    (seeded with the supernet's weights and clips by default);
   * the DNAS-style cost loss ``lambda * E`` for each lambda (same budget as the
     yardstick: is the result inside it?), then retrain;
-  * uniform W3A3, trained for the retraining's epochs.
+  * uniform W3A3, trained from the float weights for as many images as a
+    search's W steps and its retraining together (--retrain-from supernet,
+    the default) or for the retraining's epochs (--retrain-from float).
 Top-1 is on the full 10,000-image test set. Writes results.json, results.md
 (the columns of the paper's Table 1 plus wall time and "inside budget") and
 top1_vs_avg_bits.png (the paper's Fig. 3) into the work dir.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -92,16 +97,23 @@ class Bench:
         tool('tools/train.py', SEARCH, '--work-dir', work, '--cfg-options', *opts,
              log=osp.join(self.work, f'{name}.log'))
         mp_path = osp.join(work, 'mixed_precision.json')
-        return mp_path, time.time() - t0
+        supernet = osp.join(work, f'epoch_{a.search_epochs}.pth')
+        return mp_path, supernet, time.time() - t0
 
-    def train_fixed(self, name, config, seed, mp_path=None, extra=()):
-        """Train a fixed-precision model with the retraining recipe, then test it."""
+    def train_fixed(self, name, config, seed, epochs, mp_path=None, supernet=None, extra=()):
+        """Train a fixed-precision model with the retraining recipe, then test it.
+
+        It starts from the float weights, or from a search's supernet checkpoint
+        (shared weights and the chosen candidates' clips).
+        """
         a = self.a
         work = osp.join(self.work, name)
-        opts = [f'model.float_checkpoint={self.ckpt}', f'randomness.seed={seed}',
-                f'train_cfg.max_epochs={a.retrain_epochs}',
-                f'train_cfg.val_interval={a.retrain_epochs}',
-                f'param_scheduler.0.T_max={a.retrain_epochs}',
+        init = (f'model.supernet_checkpoint={supernet}' if supernet else
+                f'model.float_checkpoint={self.ckpt}')
+        opts = [init, f'randomness.seed={seed}',
+                f'train_cfg.max_epochs={epochs}',
+                f'train_cfg.val_interval={epochs}',
+                f'param_scheduler.0.T_max={epochs}',
                 f'train_dataloader.batch_size={a.batch}',
                 f'train_dataloader.dataset.max_samples={a.retrain_images}',
                 f'train_dataloader.dataset.seed={seed}',
@@ -117,7 +129,7 @@ class Bench:
         tool('tools/train.py', config, '--work-dir', work, '--cfg-options', *opts,
              log=osp.join(self.work, f'{name}.log'))
         metrics = osp.join(work, 'test_metrics.json')
-        tool('tools/test.py', config, osp.join(work, 'epoch_%d.pth' % a.retrain_epochs),
+        tool('tools/test.py', config, osp.join(work, 'epoch_%d.pth' % epochs),
              '--work-dir', work, '--out', metrics, '--cfg-options', *opts,
              log=osp.join(self.work, f'{name}_test.log'))
         top1 = json.load(open(metrics))['accuracy/top1']
@@ -178,6 +190,10 @@ def main(argv=None):
                    help="Adam lr of theta; the paper's 5e-3 is for ~3,500 theta steps, the "
                         'default schedule has under 100, so it is 10x larger by default')
     p.add_argument('--work-dir', default='work_dirs/cifar_quality')
+    p.add_argument('--retrain-from', choices=['supernet', 'float'], default='supernet',
+                   help='seed each retraining with its search\'s supernet (the uniform W3A3 '
+                        'baseline then trains longer, to the same number of W-step images) '
+                        'or start it from the float weights')
     p.add_argument('--skip-uniform', action='store_true', help='no W3A3 baseline run')
     p.add_argument('--theta-init', choices=['feasible', 'uniform'], default='feasible',
                    help="BP-NAS's theta start (the paper's literal start is 'uniform')")
@@ -201,10 +217,15 @@ def main(argv=None):
         with open(osp.join(bench.work, 'results.json'), 'w') as f:
             json.dump(dict(settings=vars(args), rows=rows), f, indent=2)
 
+    def seed_of(supernet):
+        return supernet if args.retrain_from == 'supernet' else None
+
     for seed in args.seeds:
-        mp_path, t_search = bench.search(f'bpnas_s{seed}', seed, 'barrier')
+        mp_path, supernet, t_search = bench.search(f'bpnas_s{seed}', seed, 'barrier')
         mp = json.load(open(mp_path))
-        top1, summary, t_train = bench.train_fixed(f'bpnas_s{seed}_retrain', RETRAIN, seed, mp_path)
+        top1, summary, t_train = bench.train_fixed(f'bpnas_s{seed}_retrain', RETRAIN, seed,
+                                                   args.retrain_epochs, mp_path,
+                                                   seed_of(supernet))
         record(f'BP-NAS B_max={args.budget} (seed {seed}, {args.theta_init} start)', seed,
                top1, summary,
                (t_search + t_train) / 60, dict(repaired=mp['repaired'],
@@ -212,16 +233,24 @@ def main(argv=None):
     for lam in args.lambdas:
         seed = args.seeds[0]
         name = f'dnas_l{lam:g}'
-        mp_path, t_search = bench.search(name, seed, 'cost', lam)
+        mp_path, supernet, t_search = bench.search(name, seed, 'cost', lam)
         mp = json.load(open(mp_path))
-        top1, summary, t_train = bench.train_fixed(name + '_retrain', RETRAIN, seed, mp_path)
+        top1, summary, t_train = bench.train_fixed(name + '_retrain', RETRAIN, seed,
+                                                   args.retrain_epochs, mp_path,
+                                                   seed_of(supernet))
         record(f'DNAS cost lambda={lam:g}', seed, top1, summary, (t_search + t_train) / 60,
                dict(repaired=mp['repaired'], argmax_over_budget=mp['repaired']))
     if not args.skip_uniform:
+        # The same training budget: a search's W steps plus the retraining's, in images.
+        uniform_epochs = args.retrain_epochs
+        if args.retrain_from == 'supernet':
+            uniform_epochs += math.ceil(args.search_epochs * args.search_images[0] /
+                                        args.retrain_images)
         bench_uniform = ['model.quant.w_bits=3', 'model.quant.a_bits=3']
         top1, summary, t_train = bench.train_fixed('uniform_w3a3', RETRAIN, args.seeds[0],
-                                                   None, bench_uniform)
-        record('uniform W3A3', args.seeds[0], top1, summary, t_train / 60)
+                                                   uniform_epochs, None, None, bench_uniform)
+        record(f'uniform W3A3 ({uniform_epochs} epochs)', args.seeds[0], top1, summary,
+               t_train / 60)
 
     md = table(rows, args.budget)
     cmd = 'python tools/benchmark/cifar_quality.py ' + ' '.join(argv or sys.argv[1:])

@@ -1,0 +1,16 @@
+"""The detection benchmark runs end to end at a toy size (its numbers are not checked)."""
+import json
+
+from .conftest import run_tool
+
+
+def test_bench_detection_toy_size(tmp_path):
+    out_json = tmp_path / 'bench.json'
+    out = run_tool('tools/benchmark/bench_detection.py', '--size', '96', '128', '--iters', '1',
+                   '--threads', '1', '--json', str(out_json))
+    assert 'time ratio search/float' in out and 'peak memory ratio' in out
+    res = json.load(open(out_json))
+    for mode in ('float', 'search'):
+        r = res['results'][mode]
+        assert r['seconds'] > 0 and r['peak_rss_mb'] > 0 and r['warmup_peak_rss_mb'] > 0
+    assert res['time_ratio'] > 0 and res['memory_ratio'] > 0
