@@ -240,7 +240,8 @@ def main(argv=None):
                                                    args.retrain_epochs, mp_path,
                                                    seed_of(supernet))
         record(f'DNAS cost lambda={lam:g}', seed, top1, summary, (t_search + t_train) / 60,
-               dict(repaired=mp['repaired'], argmax_over_budget=mp['repaired']))
+               dict(repaired=mp['repaired'],
+                    argmax_over_budget=mp['argmax_avg_bits'] > args.budget + 1e-9))
     if not args.skip_uniform:
         # The same training budget: a search's W steps plus the retraining's, in images.
         uniform_epochs = args.retrain_epochs
