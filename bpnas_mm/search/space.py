@@ -109,8 +109,7 @@ class SearchSpace:
         def normalised(d):
             return -d / (float(d.max()) or 1.0)
 
-        linear = normalised(cost - cost.min())
-        direction = linear
+        direction = normalised(cost - cost.min())
         if hinge_bits is not None:
             hinge = normalised((cost - hinge_bits ** 2).clamp(min=0))
             if e_of(hinge, 1e4) <= target_bits:
