@@ -12,6 +12,7 @@ A rule set (``QuantRules``, built from a config dict) selects ``nn.Conv2d`` /
         fixed=[dict(layers=['backbone.conv1'], w_bits=8, a_bits=8)],
         signed=[dict(layers=['roi_head.*'], a_signed=True)],  # else auto
         reshape_k=None,                # distribution reshaping (float pre-training)
+        alpha_grad_scale=True,         # LSQ's 1/sqrt(N*n) on the clips' gradient
     )
 
 Layers named in ``fixed`` keep their precision whatever a search or a
@@ -60,8 +61,12 @@ class QuantRules:
     w_init_k: float = 100
     a_init: str = 'mse'
     a_init_k: float = 100
+    alpha_grad_scale: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.alpha_grad_scale, bool):
+            raise ValueError(f'quant.alpha_grad_scale must be True or False, '
+                             f'got {self.alpha_grad_scale!r}')
         self.w_bits = check_bits(self.w_bits, 'quant.w_bits')
         self.a_bits = check_bits(self.a_bits, 'quant.a_bits')
         self.include = _as_list(self.include, 'quant.include')
@@ -139,7 +144,8 @@ def quantize_model(model: nn.Module, rules) -> Dict[str, QuantMixin]:
         module = layers[name]
         kwargs = dict(w_bits=spec['w_bits'], a_bits=spec['a_bits'], a_signed=spec['a_signed'],
                       reshape_k=rules.reshape_k, w_init=rules.w_init, w_init_k=rules.w_init_k,
-                      a_init=rules.a_init, a_init_k=rules.a_init_k)
+                      a_init=rules.a_init, a_init_k=rules.a_init_k,
+                      alpha_grad_scale=rules.alpha_grad_scale)
         if isinstance(module, QuantMixin):
             raise ValueError(f'layer {name!r} is already quantized')
         qcls = QUANTIZABLE[type(module)] if type(module) in QUANTIZABLE else (

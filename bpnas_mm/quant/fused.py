@@ -1,10 +1,14 @@
 """Input quantization fused with the conv/linear that consumes it.
 
 A quantized layer computes ``op(Q(x), w)``. Done with separate ops, autograd
-keeps the float ``Q(x)`` for the weight gradient: one more activation-sized
-tensor per layer than float training. Here the quantized input is kept as its
-integer codes (``int8``/``uint8``, a quarter of the memory) and rebuilt in the
-backward pass. Values and gradients equal the unfused composition
+keeps the float ``Q(x)`` for the weight gradient and the float ``x`` for the
+clip's gradient: one more activation-sized tensor per layer than float
+training, plus the element-wise temporaries of the STE's backward. Here only
+``x`` is kept (the tensor a float layer keeps too, and usually the one the
+ReLU before it keeps); ``Q(x)`` is recomputed in the backward pass where the
+weight or gate gradient needs it, and the STE's gradients come from one fused
+masking pass plus reductions (:func:`~bpnas_mm.quant.quantizer.clip_ste_grads`).
+Values and gradients equal the unfused composition
 (:func:`bpnas_mm.quant.quantizer.fake_quant` then ``F.conv2d``/``F.linear``):
 STE for ``x``, the LSQ/PACT gradient for ``alpha``.
 
@@ -17,8 +21,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-#: fused ops store codes in 8 bits: signed up to 8 bits, unsigned up to 8 bits
-MAX_FUSED_BITS = 8
+from .bits import FLOAT_BITS
+from .quantizer import clip_ste_grads, num_steps, quantize_values
 
 
 class _QuantInputOp(torch.autograd.Function):
@@ -26,38 +30,34 @@ class _QuantInputOp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha, weight, bias, gate, levels, signed, op, op_args):
         a = max(float(alpha), 1e-8)
-        lo = -a if signed else 0.0
-        codes = x.clamp(lo, a).mul_(levels / a).round_()
-        code_dtype = torch.int8 if signed else torch.uint8
-        xq = codes.mul(a / levels)
-        out = _forward_op(op, xq, weight, bias, op_args)
-        ctx.save_for_backward(x, codes.to(code_dtype), alpha, weight, gate)
+        out = _forward_op(op, quantize_values(x, a, levels, signed), weight, bias, op_args)
+        ctx.save_for_backward(x, weight, gate)
         ctx.meta = (a, levels, signed, op, op_args, bias is not None)
+        ctx.alpha_like = (alpha.shape, alpha.dtype)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, codes, alpha, weight, gate = ctx.saved_tensors
+        x, weight, gate = ctx.saved_tensors
         a, levels, signed, op, op_args, has_bias = ctx.meta
         need_x, need_alpha, need_w, need_b, need_gate = ctx.needs_input_grad[:5]
-        xq = codes.to(grad.dtype).mul_(a / levels)
         need_xq = need_x or need_alpha or need_gate
-        grad_xq, grad_w, grad_b = _op_backward(op, grad, xq, weight, op_args,
-                                               (need_xq, need_w, need_b and has_bias))
+        # Q(x) again: the weight gradient, the gate's and the clip's need it
+        xq = quantize_values(x, a, levels, signed) if (need_w or need_gate or need_alpha) \
+            else None
+        grad_xq, grad_w, grad_b = _op_backward(op, grad, x if xq is None else xq, weight,
+                                               op_args, (need_xq, need_w, need_b and has_bias))
         grad_x = grad_alpha = grad_gate = None
         if need_gate:
-            grad_gate = (grad_xq * xq).sum() / gate
+            grad_gate = torch.dot(grad_xq.reshape(-1), xq.reshape(-1)) / gate
         if need_x or need_alpha:
-            above = x > a
-            below = x < (-a if signed else 0.0)
-            inside = ~(above | below)
-            if need_x:
-                grad_x = grad_xq * inside
-            if need_alpha:
-                g_alpha = torch.where(inside, (xq - x) / a, above.to(x.dtype))
-                if signed:
-                    g_alpha = g_alpha - below.to(x.dtype)
-                grad_alpha = (grad_xq * g_alpha).sum().reshape(alpha.shape).to(alpha.dtype)
+            grad_x, grad_alpha = clip_ste_grads(grad_xq, x, xq, a, signed, need_alpha,
+                                                xq_scratch=True)
+            if grad_alpha is not None:
+                shape, dtype = ctx.alpha_like
+                grad_alpha = grad_alpha.reshape(shape).to(dtype)
+            if not need_x:
+                grad_x = None
         return grad_x, grad_alpha, grad_w, grad_b, grad_gate, None, None, None, None
 
 
@@ -84,22 +84,20 @@ def _op_backward(op, grad, xq, weight, op_args, mask):
 
 
 def can_fuse(bits: int, x: torch.Tensor) -> bool:
-    """Fused ops serve 2..8-bit inputs (1-bit signed is binary, > 8 bits has no 8-bit code)."""
-    return 2 <= bits <= MAX_FUSED_BITS and x.dtype in (torch.float32, torch.float64)
+    """Fused ops serve 2..31-bit float inputs (1-bit signed is binary: ``alpha * sign``)."""
+    return 2 <= bits < FLOAT_BITS and x.dtype in (torch.float32, torch.float64)
 
 
 def quant_input_conv2d(x, alpha, bits: int, signed: bool, weight, bias, stride, padding,
                        dilation, groups, gate: Optional[torch.Tensor] = None):
-    """``conv2d(Q_bits(x; alpha), weight, bias)`` keeping only 8-bit codes of Q(x)."""
-    from .quantizer import num_steps
+    """``conv2d(Q_bits(x; alpha), weight, bias)``, keeping ``x`` only for the backward."""
     return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed), signed,
                                'conv', (stride, padding, dilation, groups))
 
 
 def quant_input_linear(x, alpha, bits: int, signed: bool, weight, bias,
                        gate: Optional[torch.Tensor] = None):
-    """``linear(Q_bits(x; alpha), weight, bias)`` keeping only 8-bit codes of Q(x)."""
-    from .quantizer import num_steps
+    """``linear(Q_bits(x; alpha), weight, bias)``, keeping ``x`` only for the backward."""
     return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed), signed,
                                'linear', None)
 

@@ -34,13 +34,15 @@ class QuantMixin:
 
     def _init_quant(self, w_bits: int, a_bits: int, a_signed: Optional[bool],
                     reshape_k: Optional[float], w_init: str, w_init_k: float,
-                    a_init: str, a_init_k: float) -> None:
+                    a_init: str, a_init_k: float, alpha_grad_scale: bool = True) -> None:
         if reshape_k is not None and not reshape_k > 0:
             raise ValueError(f'reshape_k must be a positive number or None, got {reshape_k!r}')
         self.reshape_k = None if reshape_k is None else float(reshape_k)
-        self.w_quant = Quantizer(w_bits, signed=True, init=w_init, k=w_init_k)
+        self.w_quant = Quantizer(w_bits, signed=True, init=w_init, k=w_init_k,
+                                 grad_scale=alpha_grad_scale)
         self.a_quant = Quantizer(a_bits, signed=a_signed, init=a_init, k=a_init_k,
-                                 clip_float=reshape_k is not None)
+                                 clip_float=reshape_k is not None, grad_scale=alpha_grad_scale,
+                                 batched=True)
 
     @property
     def w_bits(self) -> int:
@@ -94,7 +96,7 @@ class QuantMixin:
 
 _QUANT_DEFAULTS = dict(w_bits=FLOAT_BITS, a_bits=FLOAT_BITS, a_signed=None,
                        reshape_k=None, w_init='mse', w_init_k=100,
-                       a_init='mse', a_init_k=100)
+                       a_init='mse', a_init_k=100, alpha_grad_scale=True)
 
 
 def _split_quant_kwargs(kwargs: dict) -> dict:

@@ -35,10 +35,12 @@ class MixedMixin:
         self.candidates: List[Candidate] = check_candidates(candidates)
         base_w, base_a = self.w_quant, self.a_quant
         self.w_quants = nn.ModuleDict({
-            str(w): Quantizer(w, signed=True, init=base_w.init, k=base_w.k)
+            str(w): Quantizer(w, signed=True, init=base_w.init, k=base_w.k,
+                              grad_scale=base_w.grad_scale)
             for w in sorted({w for w, _ in self.candidates})})
         self.a_quants = nn.ModuleDict({
-            str(a): Quantizer(a, signed=base_a.signed, init=base_a.init, k=base_a.k)
+            str(a): Quantizer(a, signed=base_a.signed, init=base_a.init, k=base_a.k,
+                              grad_scale=base_a.grad_scale, batched=True)
             for a in sorted({a for _, a in self.candidates})})
         self.arch_probs: Optional[torch.Tensor] = None
         self.arch_choice: Optional[int] = None
@@ -158,7 +160,8 @@ def to_mixed(layer, candidates: Sequence[Candidate]):
     """A mixed layer sharing ``layer``'s (QConv2d/QLinear) weight, bias and settings."""
     quant = dict(w_bits=layer.w_bits, a_bits=layer.a_bits, a_signed=layer.a_quant.signed,
                  reshape_k=layer.reshape_k, w_init=layer.w_quant.init, w_init_k=layer.w_quant.k,
-                 a_init=layer.a_quant.init, a_init_k=layer.a_quant.k)
+                 a_init=layer.a_quant.init, a_init_k=layer.a_quant.k,
+                 alpha_grad_scale=layer.w_quant.grad_scale)
     if isinstance(layer, QConv2d):
         mixed = MixedQConv2d.from_float(layer, candidates=candidates, **quant)
     elif isinstance(layer, QLinear):

@@ -50,10 +50,16 @@ def test_fixed_exclude_and_signed_rules(tiny_classifier):
     (dict(fixed=[dict(layers='head.fc', bits=8)]), r'quant.fixed\[0\] must be dict'),
     (dict(w_bit=4), 'quant: unknown keys'),
     (dict(signed=[dict(layers='head.fc', a_signed='yes')]), r'quant.signed\[0\]'),
+    (dict(alpha_grad_scale='lsq'), 'quant.alpha_grad_scale must be True or False'),
 ])
 def test_bad_rules_name_the_field(tiny_classifier, cfg, match):
     with pytest.raises(ValueError, match=match):
         quantize_model(tiny_classifier, cfg)
+
+
+def test_alpha_grad_scale_reaches_every_quantizer(tiny_classifier):
+    layers = quantize_model(tiny_classifier, dict(alpha_grad_scale=False))
+    assert all(not m.w_quant.grad_scale and not m.a_quant.grad_scale for m in layers.values())
 
 
 def test_rules_object_and_plan(tiny_classifier):

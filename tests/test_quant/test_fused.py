@@ -63,5 +63,19 @@ def test_quantized_layers_use_the_fused_path(monkeypatch):
                         staticmethod(lambda *a: calls.append(1) or orig(*a)))
     QConv2d(3, 4, 3, w_bits=4, a_bits=4)(torch.randn(1, 3, 8, 8))
     QLinear(3, 4, w_bits=4, a_bits=8)(torch.randn(2, 3))
-    QLinear(3, 4, w_bits=4, a_bits=16)(torch.randn(2, 3))  # > 8 bits: unfused
-    assert len(calls) == 2
+    QLinear(3, 4, w_bits=4, a_bits=16)(torch.randn(2, 3))
+    QLinear(3, 4, w_bits=4, a_bits=1, a_signed=True)(torch.randn(2, 3))  # binary: unfused
+    assert len(calls) == 3
+
+
+def test_fused_op_keeps_only_the_input_and_weight_for_backward():
+    """The fused op saves x (which a float conv saves too) and the weight: no
+    quantized copy and no codes of the activation."""
+    layer = QConv2d(8, 8, 3, padding=1, w_bits=4, a_bits=4)
+    x = torch.randn(2, 8, 16, 16).relu().requires_grad_()
+    layer(x)  # calibrate outside the count
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        layer(x)
+    act_sized = [t for t in saved if t.numel() == x.numel()]
+    assert len(act_sized) == 1 and act_sized[0].data_ptr() == x.data_ptr()

@@ -150,3 +150,76 @@ def test_fused_quantizer_matches_autograd_reference(bits, signed):
     inside = (x.detach() <= 1.3) & (x.detach() >= (-1.3 if signed else 0.0))
     assert torch.equal(gx, g * inside)  # exactly 1 inside, 0 outside
     assert ga.item() == pytest.approx(alpha.grad.item(), rel=1e-9)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('signed', [True, False])
+@pytest.mark.parametrize('region', ['both', 'below', 'above', 'inside'])
+def test_fused_gradients_at_the_clip_boundaries(dtype, signed, region):
+    """x exactly at 0 and +-alpha counts as inside (closed range), in each branch
+    of the fused backward (values outside on one side, both sides, or none);
+    closed forms: dQ/dx = [lo <= x <= a], dQ/dalpha = (Q - x)/a inside, 1 above,
+    -1 below (signed) or 0 (unsigned)."""
+    a = 1.25
+    pts = {'both': [-3.0, -a, -0.5, 0.0, 0.3, a, 2.0], 'below': [-3.0, -a, 0.0, 0.7, a],
+           'above': [-a, 0.0, 0.2, a, 5.0], 'inside': [-a, 0.0, 0.4, a]}[region]
+    if not signed and region in ('above', 'inside'):
+        pts = [abs(p) for p in pts]
+    x = torch.tensor(pts * 3, dtype=dtype, requires_grad=True)
+    alpha = torch.tensor(a, dtype=dtype, requires_grad=True)
+    g = torch.linspace(-1, 2, x.numel(), dtype=dtype)
+    q = fake_quant(x, alpha, 3, signed)
+    (q * g).sum().backward()
+    xd, qd = x.detach(), q.detach()
+    lo = -a if signed else 0.0
+    inside, above, below = (xd >= lo) & (xd <= a), xd > a, xd < lo
+    assert torch.equal(x.grad, g * inside)
+    expected = (g * inside * (qd - xd) / a).sum() + g[above].sum()
+    if signed:
+        expected = expected - g[below].sum()
+    assert alpha.grad.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6)
+
+
+def test_grad_scale_keeps_value_and_scales_alpha_gradient_by_lsq_factor():
+    x = torch.randn(3, 50, dtype=torch.float64)
+    grads, outs = [], []
+    for gs in (False, True):
+        q = Quantizer(3, signed=True, grad_scale=gs).double()
+        q.initialize(x)
+        out = q(x)
+        (out * torch.linspace(-1, 1, x.numel(), dtype=torch.float64).view_as(x)).sum().backward()
+        grads.append(q.alpha.grad.item())
+        outs.append(out.detach())
+    assert torch.equal(outs[0], outs[1])
+    assert grads[1] == pytest.approx(grads[0] / (150 * 3) ** 0.5, rel=1e-12)
+    qb = Quantizer(3, signed=True, batched=True).double()  # activations: N per sample
+    qb.initialize(x)
+    (qb(x) * torch.linspace(-1, 1, x.numel(), dtype=torch.float64).view_as(x)).sum().backward()
+    assert qb.alpha.grad.item() == pytest.approx(grads[0] / (50 * 3) ** 0.5, rel=1e-12)
+
+
+def _train_ternary_conv(grad_scale: bool, steps: int = 30):
+    from bpnas_mm.quant import QConv2d
+    torch.manual_seed(0)
+    conv = QConv2d(64, 64, 3, padding=1, bias=False, w_bits=2, a_bits=3,
+                   alpha_grad_scale=grad_scale)
+    teacher = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False)
+    opt = torch.optim.SGD(conv.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    for _ in range(steps):
+        x = torch.randn(32, 64, 8, 8).relu()
+        target = teacher(x).mean((2, 3)).argmax(1)
+        loss = torch.nn.functional.cross_entropy(conv(x).mean((2, 3)), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return conv.w_quant.alpha.item(), conv.weight.abs().max().item()
+
+
+def test_ternary_weight_clip_stays_in_the_weight_range_with_grad_scale():
+    """The regression behind 29 % top-1 for W2A3 ResNet20: an unscaled clip
+    gradient (a sum over 36,864 weights) at lr 0.05 throws alpha far outside the
+    weights, so every weight rounds to 0; the LSQ-scaled clip stays among them."""
+    alpha, w_max = _train_ternary_conv(grad_scale=True)
+    assert 0 < alpha <= w_max
+    alpha_raw, w_max_raw = _train_ternary_conv(grad_scale=False)
+    assert alpha_raw > 3 * w_max_raw  # what the scaling prevents

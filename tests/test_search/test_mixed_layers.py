@@ -100,6 +100,17 @@ def test_weight_shared_and_fixed_mode():
         to_mixed(QLinear(2, 2), [(2, 2), (3, 40)])
 
 
+def test_candidate_quantizers_inherit_the_layer_settings():
+    conv = QConv2d.from_float(nn.Conv2d(3, 4, 1), w_bits=4, a_bits=4, a_init='max',
+                              alpha_grad_scale=False)
+    mixed = to_mixed(conv, CIFAR)
+    quants = list(mixed.w_quants.values()) + list(mixed.a_quants.values())
+    assert all(not q.grad_scale for q in quants)
+    assert all(q.init == 'max' for q in mixed.a_quants.values())
+    assert all(q.batched for q in mixed.a_quants.values())  # LSQ's N: per sample
+    assert not any(q.batched for q in mixed.w_quants.values())
+
+
 def test_path_gate_gradient_equals_explicit_scaling():
     layer, x = _conv(CIFAR)
     theta = torch.randn(8, requires_grad=True)

@@ -13,4 +13,6 @@ def test_bench_detection_toy_size(tmp_path):
     for mode in ('float', 'search'):
         r = res['results'][mode]
         assert r['seconds'] > 0 and r['peak_rss_mb'] > 0 and r['warmup_peak_rss_mb'] > 0
-    assert res['time_ratio'] > 0 and res['memory_ratio'] > 0
+    pair = res['interleaved']  # the time ratio: both models, steps alternating in one process
+    assert len(pair['rounds']) == 1 and set(pair['rounds'][0]) == {'float', 'search'}
+    assert res['time_ratio'] == pair['time_ratio'] > 0 and res['memory_ratio'] > 0
