@@ -19,6 +19,15 @@ class TinyClassifier(nn.Module):
         return self.head.fc(feat)
 
 
+#: devices the device-parametrized tests run on (CUDA only where a GPU is present)
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return torch.device(request.param)
+
+
 @pytest.fixture
 def tiny_classifier():
     torch.manual_seed(0)

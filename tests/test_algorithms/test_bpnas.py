@@ -94,6 +94,22 @@ def test_short_search_stays_finite_and_exports_inside_budget(budget, seed, tmp_p
     assert json.load(open(path))['budget_avg_bits'] == budget
 
 
+@pytest.mark.parametrize('mode', ['composite', 'sample'])
+def test_search_steps_on_each_device(mode, device):
+    """Algorithm 1 where the model lives (CUDA too, where a GPU is present)."""
+    model, optim = build(mode=mode, theta_init='feasible')
+    model = model.to(device).train()
+    theta0 = torch.cat([p.detach().clone() for p in model.arch_params.parameters()])
+    for step in range(3):
+        logs = model.train_step(dict(train=batch(step), search=batch(step + 10)), optim)
+        assert all(torch.isfinite(v) for v in logs.values())
+    theta1 = torch.cat([p.detach() for p in model.arch_params.parameters()])
+    assert theta1.device.type == device.type and not torch.equal(theta0, theta1)
+    assert model.export().extra['inside_budget']
+    model.eval()
+    assert model.val_step(batch(20))[0].pred_score.shape == (10,)
+
+
 def test_cost_loss_baseline_runs_and_reports_its_term():
     model, optim = build(loss='cost')
     model.train()

@@ -27,20 +27,22 @@ CONVS = [lambda: nn.Conv2d(6, 8, 3, stride=2, padding=1, groups=2).double(),
 @pytest.mark.parametrize('make', CONVS + [lambda: nn.Linear(7, 5).double()])
 @pytest.mark.parametrize('bits,signed', [(2, True), (4, False), (8, True), (8, False)])
 @pytest.mark.parametrize('gated', [False, True])
-def test_values_and_gradients_match_unfused(make, bits, signed, gated):
+def test_values_and_gradients_match_unfused(make, bits, signed, gated, device):
     fused, plain = _pair(make, bits, signed)
+    fused, plain = fused.to(device), plain.to(device)
     shape = (2, fused.in_channels, 9, 9) if isinstance(fused, nn.Conv2d) else (2, 3, 7)
-    x0 = torch.randn(*shape, dtype=torch.float64) * 2
+    x0 = torch.randn(*shape, dtype=torch.float64).to(device) * 2
     if not signed:
         x0 = x0.relu()
     results = []
     for layer in (fused, plain):
         x = x0.clone().requires_grad_()
-        theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        theta = torch.zeros(3, dtype=torch.float64, device=device, requires_grad=True)
         gate = torch.softmax(theta, 0)[1] if gated else None
         layer.a_quant.double(), layer.w_quant.double()
         out = layer.quant_input_op(x, layer.a_quant, layer.quant_weight(), layer.bias, gate)
-        g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+        g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64,
+                           device=device).reshape(out.shape)
         (out * g).sum().backward()
         results.append(dict(out=out.detach(), x=x.grad, w=layer.weight.grad,
                             alpha=layer.a_quant.alpha.grad,

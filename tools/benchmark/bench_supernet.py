@@ -1,6 +1,7 @@
 """Time one training step of ResNet20 (CIFAR, batch 128, CPU) in five modes, side by side.
 
     python tools/benchmark/bench_supernet.py [--batch 128] [--iters 5] [--threads 2]
+        [--device cpu|cuda]
 
 Modes: float; single-candidate QAT (W4A4); supernet with the naive Eq. 6 sum
 (8 convolutions per layer); supernet with the exact composite form (one per
@@ -69,22 +70,30 @@ def main(argv=None):
     p.add_argument('--iters', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (a GPU check)")
     p.add_argument('--json', help='also write the results here')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    x = torch.randn(args.batch, 3, 32, 32)
-    y = torch.randint(0, 10, (args.batch,))
+    device = torch.device(args.device)
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
     times = {}
     for mode in ('float', 'qat', 'naive', 'composite', 'sampled'):
-        model = build(mode).train()
+        model = build(mode).to(device).train()
         step = step_fn(model, mode)
         for _ in range(args.warmup):
             step(x, y)
         samples = []
         for _ in range(args.iters):
+            sync()
             t0 = time.perf_counter()
             step(x, y)
+            sync()
             samples.append(time.perf_counter() - t0)
         times[mode] = statistics.median(samples)
         print(f'{mode:>10}: {times[mode]:.3f} s/step (median of {args.iters})', flush=True)
@@ -95,7 +104,8 @@ def main(argv=None):
         'sampled / qat': (times['sampled'] / times['qat'], 1.5),
         'naive / composite': (times['naive'] / times['composite'], None),
     }
-    print(f'\nResNet20, batch {args.batch}, {args.threads} threads, 8 CIFAR candidates')
+    where = f'{args.threads} threads' if device.type == 'cpu' else str(device)
+    print(f'\nResNet20, batch {args.batch}, {where}, 8 CIFAR candidates')
     for name, (value, target) in ratios.items():
         verdict = '' if target is None else (f'  target <= {target}: '
                                              + ('met' if value <= target else 'NOT met'))
@@ -103,7 +113,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(seconds=times, ratios={k: v for k, (v, _) in ratios.items()},
-                           batch=args.batch, threads=args.threads), f, indent=2)
+                           batch=args.batch, threads=args.threads, device=args.device), f,
+                      indent=2)
 
 
 if __name__ == '__main__':
