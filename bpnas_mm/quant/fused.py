@@ -55,7 +55,7 @@ class _QuantInputOp(torch.autograd.Function):
                                                 xq_scratch=True)
             if grad_alpha is not None:
                 shape, dtype = ctx.alpha_like
-                grad_alpha = grad_alpha.reshape(shape).to(dtype)
+                grad_alpha = grad_alpha.to(dtype).reshape(shape)
             if not need_x:
                 grad_x = None
         return grad_x, grad_alpha, grad_w, grad_b, grad_gate, None, None, None, None

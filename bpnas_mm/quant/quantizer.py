@@ -73,8 +73,11 @@ def clip_ste_grads(grad: torch.Tensor, x: torch.Tensor, xq: Optional[torch.Tenso
 
     ``dQ/dx`` is 1 on ``[lo, a]`` and 0 outside; ``dQ/dalpha`` is ``(Q - x) / a``
     inside, 1 above and -1 below (signed) or 0 (unsigned). Computed with one
-    fused masking pass and reductions, no activation-sized temporaries beyond
-    the returned gradient (``xq_scratch=True`` lets ``xq`` be overwritten).
+    fused masking pass per region and reductions (``xq_scratch=True`` lets
+    ``xq`` be overwritten); at most one activation-sized temporary lives at a
+    time. Sums over the clipped regions are taken directly (not as differences
+    of totals) and accumulated in float64 for float32/float64 inputs, float32
+    otherwise.
 
     Returns ``(grad_x, grad_alpha or None)``.
     """
@@ -83,20 +86,14 @@ def clip_ste_grads(grad: torch.Tensor, x: torch.Tensor, xq: Optional[torch.Tenso
     grad_x = torch.ops.aten.hardtanh_backward(grad, x, lo_open, hi_open)  # grad * inside
     if not need_alpha:
         return grad_x, None
-    gx_flat, g_flat = grad_x.reshape(-1), grad.reshape(-1)
+    acc = torch.float64 if x.dtype in (torch.float32, torch.float64) else torch.float32
     err = xq.sub_(x) if xq_scratch else xq - x  # Q - x
-    inside = torch.dot(gx_flat, err.reshape(-1)) / a
-    outside = g_flat.sum() - gx_flat.sum()  # sum of grad above plus below the range
-    x_min, x_max = torch.aminmax(x)
-    if bool(x_min >= lo):  # nothing below
-        above, below = outside, torch.zeros_like(outside)
-    elif bool(x_max <= a):  # nothing above
-        above, below = torch.zeros_like(outside), outside
-    else:
-        not_above = torch.ops.aten.hardtanh_backward(grad, x, -math.inf, hi_open)
-        above = g_flat.sum() - not_above.sum()
-        below = outside - above
-    grad_alpha = inside + above - below if signed else inside + above
+    inside = torch.dot(grad_x.reshape(-1), err.reshape(-1)).to(acc) / a
+    above = torch.ops.aten.hardtanh_backward(grad, x, a, math.inf).sum(dtype=acc)  # x > a
+    grad_alpha = inside + above
+    if signed:
+        below = torch.ops.aten.hardtanh_backward(grad, x, -math.inf, lo).sum(dtype=acc)  # x < lo
+        grad_alpha = grad_alpha - below
     return grad_x, grad_alpha
 
 
@@ -175,8 +172,10 @@ class Quantizer(nn.Module):
             (the Clip-ReLU of distribution reshaping, paper Eq. 17-18).
         grad_scale (bool): scale ``alpha``'s gradient by ``1 / sqrt(N * n)``
             (``N`` elements quantized, per sample when ``batched``; ``n``
-            positive steps), as LSQ (Esser et al., ICLR 2020) does for its step
-            size. ``alpha``'s raw gradient is
+            positive steps): LSQ's factor (Esser et al., ICLR 2020), which LSQ
+            applies to its step ``s = alpha / n``; applied to ``alpha`` it damps
+            the clip's relative updates ``n^2`` times more than LSQ's (the same
+            at ternary weights, ``n = 1``). ``alpha``'s raw gradient is
             a sum over every element: on a weight tensor at 2 bits, plain SGD at
             a CIFAR learning rate throws it negative or to thousands within an
             epoch (measured: ternary layers silenced, 29 % top-1). The value of
@@ -222,7 +221,8 @@ class Quantizer(nn.Module):
     def clip_for(self, x: torch.Tensor, signed: bool) -> torch.Tensor:
         """``alpha`` as used on ``x`` (its gradient scaled when ``grad_scale``)."""
         alpha = self.alpha.to(x.dtype)
-        if self.grad_scale and alpha.requires_grad and self.bits < FLOAT_BITS:
+        if (self.grad_scale and alpha.requires_grad and torch.is_grad_enabled()
+                and self.bits < FLOAT_BITS and x.numel() > 0):
             steps = max(num_steps(self.bits, signed), 1)  # binary: one level each side
             per_sample = x.numel() // x.shape[0] if self.batched and x.dim() > 1 else x.numel()
             alpha = scale_grad(alpha, 1.0 / math.sqrt(per_sample * steps))
@@ -230,7 +230,10 @@ class Quantizer(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
-        """Set ``alpha`` (and an undecided sign) from the data ``x``."""
+        """Set ``alpha`` (and an undecided sign) from the data ``x`` (an empty
+        ``x``, e.g. a RoI head's input on an image without proposals, is skipped)."""
+        if x.numel() == 0:
+            return
         x = x.detach().float()
         if self.signed is None:
             self.signed_code.fill_(int(bool((x < 0).any())))

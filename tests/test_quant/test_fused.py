@@ -81,3 +81,25 @@ def test_fused_op_keeps_only_the_input_and_weight_for_backward():
         layer(x)
     act_sized = [t for t in saved if t.numel() == x.numel()]
     assert len(act_sized) == 1 and act_sized[0].data_ptr() == x.data_ptr()
+
+
+@pytest.mark.parametrize('x_grad,w_grad', [(False, True), (True, False), (False, False)])
+def test_fused_matches_unfused_with_frozen_inputs_or_weights(x_grad, w_grad):
+    """A first layer (input without grad) and a frozen weight (the theta step)."""
+    fused, plain = _pair(CONVS[0], 4, False)
+    x0 = (torch.randn(2, 6, 9, 9, dtype=torch.float64) * 2).relu()
+    grads = []
+    for layer in (fused, plain):
+        layer.a_quant.double(), layer.w_quant.double()
+        layer.weight.requires_grad_(w_grad)
+        x = x0.clone().requires_grad_(x_grad)
+        out = layer.quant_input_op(x, layer.a_quant, layer.quant_weight(), layer.bias)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)).sum().backward()
+        grads.append((x.grad, layer.weight.grad, layer.a_quant.alpha.grad))
+    (fx, fw, fa), (px, pw, pa) = grads
+    assert (fx is None) == (not x_grad) and (fw is None) == (not w_grad)
+    if x_grad:
+        assert torch.allclose(fx, px, atol=1e-12)
+    if w_grad:
+        assert torch.allclose(fw, pw, atol=1e-9)
+    assert torch.allclose(fa, pa, rtol=1e-7)
