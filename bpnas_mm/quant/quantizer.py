@@ -75,11 +75,11 @@ def clip_ste_grads(grad: torch.Tensor, x: torch.Tensor, xq: Optional[torch.Tenso
     inside, 1 above and -1 below (signed) or 0 (unsigned). Computed with one
     fused masking pass per region and reductions; with ``xq_scratch=True``
     (``xq`` may be overwritten) no activation-sized tensor is allocated beyond
-    the returned ``grad_x``. Sums over the clipped regions are taken directly (not as differences
-    of totals; torch's float32 sums are pairwise, hence accurate), then combined
-    in float64 (float32 for half-precision inputs). A ``sum(dtype=float64)``
-    would first copy the tensor to float64: twice its size, measured 78 ms per
-    FPN-P2-sized tensor.
+    the returned ``grad_x``. Sums over the clipped regions are taken directly
+    (not as differences of totals; torch's float32 sums are pairwise, hence
+    accurate), then combined in float64 (float32 for half-precision inputs).
+    A ``sum(dtype=float64)`` would first copy the tensor to float64: twice its
+    size, measured 78 ms per FPN-P2-sized tensor.
 
     Returns ``(grad_x, grad_alpha or None)``.
     """

@@ -94,7 +94,8 @@ def test_fused_matches_unfused_with_frozen_inputs_or_weights(x_grad, w_grad):
         layer.weight.requires_grad_(w_grad)
         x = x0.clone().requires_grad_(x_grad)
         out = layer.quant_input_op(x, layer.a_quant, layer.quant_weight(), layer.bias)
-        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)).sum().backward()
+        g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)
+        (out * g).sum().backward()
         grads.append((x.grad, layer.weight.grad, layer.a_quant.alpha.grad))
     (fx, fw, fa), (px, pw, pa) = grads
     assert (fx is None) == (not x_grad) and (fw is None) == (not w_grad)
