@@ -26,4 +26,7 @@ def test_toy_run_writes_table_json_and_plot(tmp_path, cifar_folder):
     assert bpnas['inside_budget'] and bpnas['avg_bits'] <= 3.0
     assert rows[2]['avg_bits'] == pytest.approx(3.0)
     assert os.path.getsize(os.path.join(work, 'top1_vs_avg_bits.png')) > 1000
-    assert 'cifar_quality.py' in open(os.path.join(work, 'results.md')).read()
+    md = open(os.path.join(work, 'results.md')).read()
+    assert 'cifar_quality.py' in md
+    diff = rows[0]['top1'] - rows[2]['top1']
+    assert f'seed 0: {diff:+.2f}' in md  # the paired BP-NAS - W3A3 summary

@@ -14,7 +14,8 @@ configs through tools/train.py and tools/test.py:
     clips: at this schedule that was worse, 72.7 % against 78.6 %);
   * the DNAS-style cost loss ``lambda * E`` for each lambda (same budget as the
     yardstick: is the result inside it?), then retrain;
-  * uniform W3A3, trained from the float weights for the retraining's epochs
+  * uniform W3A3 per seed (a paired baseline), trained from the float weights
+    for the retraining's epochs
     (--retrain-from float, the default) or, with --retrain-from supernet, for
     as many images as a search's W steps and its retraining together.
 Top-1 is on the full 10,000-image test set. Writes results.json, results.md
@@ -153,6 +154,25 @@ def table(rows, budget):
     return '\n'.join(lines)
 
 
+def paired_summary(rows):
+    """BP-NAS minus uniform W3A3 top-1 per seed, and the means over seeds (Markdown)."""
+    by_seed = {}
+    for r in rows:
+        for kind in ('BP-NAS', 'uniform'):
+            if r['method'].startswith(kind):
+                by_seed.setdefault(r['seed'], {})[kind] = r['top1']
+    pairs = {s: v for s, v in sorted(by_seed.items()) if len(v) == 2}
+    if not pairs:
+        return ''
+    diffs = [v['BP-NAS'] - v['uniform'] for v in pairs.values()]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    per_seed = ', '.join(f'seed {s}: {d:+.2f}' for s, d in zip(pairs, diffs))
+    return (f'\n\nBP-NAS minus uniform W3A3, top-1 points ({per_seed}); mean over '
+            f'{len(diffs)} seed(s): BP-NAS {mean([v["BP-NAS"] for v in pairs.values()]):.2f} %, '
+            f'W3A3 {mean([v["uniform"] for v in pairs.values()]):.2f} %, '
+            f'difference {mean(diffs):+.2f}')
+
+
 def plot(rows, budget, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -249,12 +269,13 @@ def main(argv=None):
             uniform_epochs += math.ceil(args.search_epochs * args.search_images[0] /
                                         args.retrain_images)
         bench_uniform = ['model.quant.w_bits=3', 'model.quant.a_bits=3']
-        top1, summary, t_train = bench.train_fixed('uniform_w3a3', RETRAIN, args.seeds[0],
-                                                   uniform_epochs, None, None, bench_uniform)
-        record(f'uniform W3A3 ({uniform_epochs} epochs)', args.seeds[0], top1, summary,
-               t_train / 60)
+        for seed in args.seeds:  # the same seeds, so each BP-NAS run has a paired baseline
+            top1, summary, t_train = bench.train_fixed(f'uniform_w3a3_s{seed}', RETRAIN, seed,
+                                                       uniform_epochs, None, None, bench_uniform)
+            record(f'uniform W3A3 ({uniform_epochs} epochs, seed {seed})', seed, top1, summary,
+                   t_train / 60)
 
-    md = table(rows, args.budget)
+    md = table(rows, args.budget) + paired_summary(rows)
     cmd = 'python tools/benchmark/cifar_quality.py ' + ' '.join(argv or sys.argv[1:])
     with open(osp.join(bench.work, 'results.md'), 'w') as f:
         f.write(f'`{cmd.strip()}`\n\n{md}\n')
