@@ -19,12 +19,16 @@ class TinyClassifier(nn.Module):
         return self.head.fc(feat)
 
 
-#: devices the device-parametrized tests run on (CUDA only where a GPU is present)
-DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+#: devices the device-parametrized tests run on (CUDA only where a GPU is present);
+#: 'cpu-torch-ops' is the CPU with the one-pass kernels of bpnas_mm.quant.cpu_kernels off
+DEVICES = ['cpu', 'cpu-torch-ops'] + (['cuda'] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(params=DEVICES)
-def device(request):
+def device(request, monkeypatch):
+    if request.param == 'cpu-torch-ops':
+        monkeypatch.setenv('BPNAS_MM_CPU_KERNELS', '0')
+        return torch.device('cpu')
     return torch.device(request.param)
 
 

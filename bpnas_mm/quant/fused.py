@@ -6,8 +6,11 @@ clip's gradient: one more activation-sized tensor per layer than float
 training, plus the element-wise temporaries of the STE's backward. Here only
 ``x`` is kept (the tensor a float layer keeps too, and usually the one the
 ReLU before it keeps); ``Q(x)`` is recomputed in the backward pass where the
-weight or gate gradient needs it, and the STE's gradients come from one fused
-masking pass plus reductions (:func:`~bpnas_mm.quant.quantizer.clip_ste_grads`).
+weight gradient needs it, and the STE's gradients (input, clip, gate) come from
+:func:`~bpnas_mm.quant.quantizer.ste_grads`: on CPU one kernel pass, written
+into the input gradient's own buffer, with ``Q(x)`` in a reused scratch buffer
+(:mod:`~bpnas_mm.quant.cpu_kernels`); elsewhere fused masking passes and
+reductions.
 Values and gradients equal the unfused composition
 (:func:`bpnas_mm.quant.quantizer.fake_quant` then ``F.conv2d``/``F.linear``):
 STE for ``x``, the LSQ/PACT gradient for ``alpha``.
@@ -21,8 +24,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from . import cpu_kernels
 from .bits import FLOAT_BITS
-from .quantizer import clip_ste_grads, num_steps, quantize_values
+from .quantizer import num_steps, quantize_values, ste_grads
 
 
 class _QuantInputOp(torch.autograd.Function):
@@ -30,7 +34,7 @@ class _QuantInputOp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha, weight, bias, gate, levels, signed, op, op_args):
         a = max(float(alpha), 1e-8)
-        out = _forward_op(op, quantize_values(x, a, levels, signed), weight, bias, op_args)
+        out = _forward_op(op, _quantize_transient(x, a, levels, signed), weight, bias, op_args)
         ctx.save_for_backward(x, weight, gate)
         ctx.meta = (a, levels, signed, op, op_args, bias is not None)
         ctx.alpha_like = (alpha.shape, alpha.dtype)
@@ -42,23 +46,29 @@ class _QuantInputOp(torch.autograd.Function):
         a, levels, signed, op, op_args, has_bias = ctx.meta
         need_x, need_alpha, need_w, need_b, need_gate = ctx.needs_input_grad[:5]
         need_xq = need_x or need_alpha or need_gate
-        # Q(x) again: the weight gradient, the gate's and the clip's need it
-        xq = quantize_values(x, a, levels, signed) if (need_w or need_gate or need_alpha) \
-            else None
+        # Q(x) again, for the weight gradient (the STE's gradients recompute it
+        # on the fly on CPU, or use this one as a scratch buffer)
+        xq = _quantize_transient(x, a, levels, signed) if need_w else None
         grad_xq, grad_w, grad_b = _op_backward(op, grad, x if xq is None else xq, weight,
                                                op_args, (need_xq, need_w, need_b and has_bias))
         grad_x = grad_alpha = grad_gate = None
-        if need_gate:
-            grad_gate = torch.dot(grad_xq.reshape(-1), xq.reshape(-1)) / gate
-        if need_x or need_alpha:
-            grad_x, grad_alpha = clip_ste_grads(grad_xq, x, xq, a, signed, need_alpha,
-                                                xq_scratch=True)
+        if need_xq:
+            grad_x, grad_alpha, dot = ste_grads(
+                grad_xq.contiguous(), x, a, levels, signed, need_x, need_alpha, need_gate,
+                xq=xq, xq_scratch=True, grad_inplace=True)  # grad_xq is ours to overwrite
             if grad_alpha is not None:
                 shape, dtype = ctx.alpha_like
                 grad_alpha = grad_alpha.to(dtype).reshape(shape)
-            if not need_x:
-                grad_x = None
+            if grad_gate is None and dot is not None:
+                grad_gate = (dot / gate).to(gate.dtype)
         return grad_x, grad_alpha, grad_w, grad_b, grad_gate, None, None, None, None
+
+
+def _quantize_transient(x, a, levels, signed):
+    """``Q(x)`` for one op to read and drop: in a reused buffer on CPU (no page
+    faults of a fresh activation-sized tensor), a new tensor otherwise."""
+    out = cpu_kernels.scratch_like(x) if cpu_kernels.applies(x) else None
+    return quantize_values(x, a, levels, signed, out)
 
 
 def _forward_op(op, x, weight, bias, op_args):

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from . import cpu_kernels
 from .bits import FLOAT_BITS, check_bits
 from .ste import round_ste, scale_grad, sign_ste
 
@@ -47,9 +48,14 @@ def fake_quant_reference(x: torch.Tensor, alpha: torch.Tensor, bits: int,
     return round_ste(xc / step) * step
 
 
-def quantize_values(x: torch.Tensor, a: float, levels: int, signed: bool) -> torch.Tensor:
-    """``round(clamp(x) / s) * s`` with ``s = a / levels`` (no autograd; a new tensor)."""
-    return x.clamp(-a if signed else 0.0, a).mul_(levels / a).round_().mul_(a / levels)
+def quantize_values(x: torch.Tensor, a: float, levels: int, signed: bool,
+                    out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``round(clamp(x) / s) * s`` with ``s = a / levels`` (no autograd), into ``out``
+    or a new tensor (one pass on CPU float32, :mod:`~bpnas_mm.quant.cpu_kernels`)."""
+    if cpu_kernels.applies(x) and (out is None or cpu_kernels.applies(out)):
+        return cpu_kernels.quantize(x, a, levels, signed, out)
+    clamped = torch.clamp(x, -a if signed else 0.0, a, out=out)
+    return clamped.mul_(levels / a).round_().mul_(a / levels)
 
 
 def _open_bounds(lo: float, hi: float, dtype: torch.dtype):
@@ -106,6 +112,38 @@ def clip_ste_grads(grad: torch.Tensor, x: torch.Tensor, xq: Optional[torch.Tenso
     return grad_x, grad_alpha
 
 
+def ste_grads(grad: torch.Tensor, x: torch.Tensor, a: float, levels: int, signed: bool,
+              need_x: bool = True, need_alpha: bool = True, need_gate: bool = False,
+              xq: Optional[torch.Tensor] = None, xq_scratch: bool = False,
+              grad_inplace: bool = False):
+    """The backward of ``Q(x)`` given ``grad = dL/dQ``: ``(grad_x, grad_alpha, <grad, Q>)``.
+
+    ``grad_x`` and ``grad_alpha`` as :func:`clip_ste_grads`; ``<grad, Q>`` (for
+    a path-sampling gate) when ``need_gate``; ``None`` for what is not needed.
+    On contiguous float32 CPU tensors one kernel pass does it all, recomputing
+    ``Q`` on the fly (``xq`` unused; ``grad_x`` written into ``grad`` when
+    ``grad_inplace``); otherwise torch ops, with ``xq`` (``Q(x)``, computed when
+    not given, overwritten when ``xq_scratch``).
+    """
+    if cpu_kernels.applies(grad, x):
+        grad_x, parts, dot = cpu_kernels.ste_backward(grad, x, a, levels, signed, need_x,
+                                                      need_alpha, need_gate, grad_inplace)
+        grad_alpha = None
+        if parts is not None:
+            inside, above, below = parts
+            grad_alpha = torch.tensor(inside / a + above - (below if signed else 0.0),
+                                      dtype=torch.float64)
+        return grad_x, grad_alpha, None if dot is None else torch.tensor(dot,
+                                                                          dtype=torch.float64)
+    if xq is None and (need_alpha or need_gate):
+        xq, xq_scratch = quantize_values(x, a, levels, signed), True
+    dot = torch.dot(grad.reshape(-1), xq.reshape(-1)) if need_gate else None
+    grad_x = grad_alpha = None
+    if need_x or need_alpha:
+        grad_x, grad_alpha = clip_ste_grads(grad, x, xq, a, signed, need_alpha, xq_scratch)
+    return (grad_x if need_x else None), grad_alpha, dot
+
+
 class _FakeQuantFn(torch.autograd.Function):
     """Fused forward/backward of the uniform quantizer (fewer passes, less memory).
 
@@ -117,14 +155,15 @@ class _FakeQuantFn(torch.autograd.Function):
         a = max(float(alpha), 1e-8)  # a learned clip must stay positive
         q = quantize_values(x, a, levels, signed)
         ctx.save_for_backward(x, q, alpha)
-        ctx.meta = (a, signed)
+        ctx.meta = (a, levels, signed)
         return q
 
     @staticmethod
     def backward(ctx, grad):
         x, q, alpha = ctx.saved_tensors
-        a, signed = ctx.meta
-        grad_x, grad_alpha = clip_ste_grads(grad, x, q, a, signed, ctx.needs_input_grad[1])
+        a, levels, signed = ctx.meta
+        grad_x, grad_alpha, _ = ste_grads(grad.contiguous(), x, a, levels, signed,
+                                          need_alpha=ctx.needs_input_grad[1], xq=q)
         if grad_alpha is not None:
             grad_alpha = grad_alpha.reshape(alpha.shape).to(alpha.dtype)
         return grad_x, grad_alpha, None, None

@@ -1,0 +1,72 @@
+/* One-pass CPU kernels of the uniform quantizer (float32, contiguous).
+ *
+ * Q(x) = round(clamp(x, lo, hi) * k_in) * k_out with round half to even,
+ * the same float32 operations, in the same order, as the torch ops of
+ * bpnas_mm.quant.quantizer.quantize_values, so the values are identical.
+ * Compiled without -ffast-math (the rounding and the float32 operations must
+ * stay as written); only the double sums are vectorized (OpenMP simd
+ * reductions, -fopenmp-simd, no OpenMP runtime). Built and loaded by
+ * bpnas_mm/quant/cpu_kernels.py (ctypes); each call handles one chunk of a
+ * tensor, the caller runs the chunks on several threads.
+ */
+#include <math.h>
+#include <stdint.h>
+
+static inline float clip(float v, float lo, float hi) {
+    return v < lo ? lo : (v > hi ? hi : v);  /* NaN stays NaN, as torch.clamp */
+}
+
+void bp_quantize(const float *x, float *out, int64_t n, float lo, float hi, float k_in,
+                 float k_out) {
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = nearbyintf(clip(x[i], lo, hi) * k_in) * k_out;
+}
+
+/* The loop of bp_ste_backward for constant flags (specialized when inlined). */
+static inline __attribute__((always_inline)) void ste_loop(
+        const float *g, const float *x, float *gx, int64_t n, float lo, float hi, float k_in,
+        float k_out, const int need_gx, const int need_alpha, const int need_gate,
+        double *sums) {
+    double inside = 0.0, above = 0.0, below = 0.0, gq = 0.0;
+#pragma omp simd reduction(+ : inside, above, below, gq)
+    for (int64_t i = 0; i < n; ++i) {
+        const float v = x[i], gi = g[i];
+        const float g_in = (v >= lo && v <= hi) ? gi : 0.0f;
+        if (need_alpha || need_gate) {
+            const float q = nearbyintf(clip(v, lo, hi) * k_in) * k_out;
+            if (need_alpha) {
+                inside += (double)g_in * (double)(q - v);
+                above += v > hi ? (double)gi : 0.0;
+                below += v < lo ? (double)gi : 0.0;
+            }
+            if (need_gate)
+                gq += (double)gi * (double)q;
+        }
+        if (need_gx)
+            gx[i] = g_in;
+    }
+    sums[0] += inside;
+    sums[1] += above;
+    sums[2] += below;
+    sums[3] += gq;
+}
+
+/* The straight-through backward of Q given g = dL/dQ.
+ * want & 1: gx[i] = g[i] on [lo, hi], 0 outside (gx may be g itself);
+ * want & 2: sums[0] += sum over [lo, hi] of g * (Q - x), sums[1] += sum of g above hi,
+ *           sums[2] += sum of g below lo (the clip's gradient, assembled by the caller);
+ * want & 4: sums[3] += sum of g * Q (a path-sampling gate's gradient).
+ * The sums are accumulated in double. */
+void bp_ste_backward(const float *g, const float *x, float *gx, int64_t n, float lo, float hi,
+                     float k_in, float k_out, int want, double *sums) {
+    switch (want & 7) {
+    case 1: ste_loop(g, x, gx, n, lo, hi, k_in, k_out, 1, 0, 0, sums); break;
+    case 2: ste_loop(g, x, gx, n, lo, hi, k_in, k_out, 0, 1, 0, sums); break;
+    case 3: ste_loop(g, x, gx, n, lo, hi, k_in, k_out, 1, 1, 0, sums); break;
+    case 4: ste_loop(g, x, gx, n, lo, hi, k_in, k_out, 0, 0, 1, sums); break;
+    case 5: ste_loop(g, x, gx, n, lo, hi, k_in, k_out, 1, 0, 1, sums); break;
+    case 6: ste_loop(g, x, gx, n, lo, hi, k_in, k_out, 0, 1, 1, sums); break;
+    case 7: ste_loop(g, x, gx, n, lo, hi, k_in, k_out, 1, 1, 1, sums); break;
+    default: break;
+    }
+}

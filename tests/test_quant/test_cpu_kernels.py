@@ -1,0 +1,131 @@
+"""The one-pass CPU kernels against the torch ops and float64 closed forms."""
+import os
+
+import pytest
+import torch
+
+from bpnas_mm.quant import cpu_kernels
+from bpnas_mm.quant.quantizer import num_steps, quantize_values, ste_grads
+
+pytestmark = pytest.mark.skipif(not cpu_kernels.available(),
+                                reason='no C compiler: the kernels are not built')
+
+
+def torch_ops(monkeypatch):
+    monkeypatch.setenv('BPNAS_MM_CPU_KERNELS', '0')
+
+
+def sample(n=50_000, a=1.3, seed=0):
+    """Random values plus the edge cases: the clip bounds, 0, and rounding ties."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g) * a
+    edges = torch.tensor([a, -a, 0.0, -0.0, 2 * a, -2 * a, a / 7 * 0.5, a / 7 * 1.5,
+                          -a / 7 * 2.5, a * (1 + 1e-7), -a * (1 + 1e-7)])
+    return torch.cat([edges, x]), torch.randn(n + len(edges), generator=g)
+
+
+@pytest.mark.parametrize('signed', [True, False])
+@pytest.mark.parametrize('bits', [2, 3, 4, 8])
+def test_quantize_is_identical_to_the_torch_ops(monkeypatch, bits, signed):
+    x, _ = sample()
+    levels = num_steps(bits, signed)
+    fast = quantize_values(x, 1.3, levels, signed)
+    torch_ops(monkeypatch)
+    assert not cpu_kernels.applies(x)
+    assert torch.equal(fast, quantize_values(x, 1.3, levels, signed))
+
+
+@pytest.mark.parametrize('signed', [True, False])
+def test_ste_backward_matches_float64_closed_forms(signed):
+    x, g = sample()
+    a, levels = 1.3, num_steps(3, signed)
+    q = quantize_values(x, a, levels, signed)
+    lo = -a if signed else 0.0
+    inside = (x >= lo) & (x <= a)
+    grad_x, grad_alpha, dot = ste_grads(g, x, a, levels, signed, need_gate=True)
+    assert torch.equal(grad_x, torch.where(inside, g, torch.zeros_like(g)))
+    g64, x64, q64 = g.double(), x.double(), q.double()
+    want_alpha = ((g64 * (q64 - x64))[inside].sum() / a + g64[x > a].sum()
+                  - (g64[x < lo].sum() if signed else 0.0))
+    assert float(grad_alpha) == pytest.approx(float(want_alpha), rel=1e-9, abs=1e-9)
+    assert float(dot) == pytest.approx(float((g64 * q64).sum()), rel=1e-9, abs=1e-9)
+
+
+def test_ste_backward_agrees_with_the_torch_ops(monkeypatch):
+    x, g = sample(seed=1)
+    fast = ste_grads(g, x, 0.9, 7, True, need_gate=True)
+    torch_ops(monkeypatch)
+    slow = ste_grads(g, x, 0.9, 7, True, need_gate=True)
+    assert torch.equal(fast[0], slow[0])
+    assert float(fast[1]) == pytest.approx(float(slow[1]), rel=1e-4)
+    assert float(fast[2]) == pytest.approx(float(slow[2]), rel=1e-4)
+
+
+def test_only_what_is_asked_is_computed_and_grad_x_can_reuse_the_gradient():
+    x, g = sample()
+    grad = g.clone()
+    grad_x, grad_alpha, dot = ste_grads(grad, x, 1.3, 3, True, need_x=True, need_alpha=False,
+                                        need_gate=False, grad_inplace=True)
+    assert grad_alpha is None and dot is None
+    assert grad_x.data_ptr() == grad.data_ptr()
+    assert torch.equal(grad_x, torch.where(x.abs() <= 1.3, g, torch.zeros_like(g)))
+    grad_x, grad_alpha, dot = ste_grads(g, x, 1.3, 3, True, need_x=False, need_alpha=True,
+                                        need_gate=True)
+    assert grad_x is None and grad_alpha is not None and dot is not None
+
+
+def test_chunks_on_several_threads_give_the_single_thread_result():
+    x, g = sample(n=5 * cpu_kernels.MIN_CHUNK)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            assert len(cpu_kernels._chunks(x.numel())) == threads
+            results.append((quantize_values(x, 1.1, 7, True),
+                            *ste_grads(g, x, 1.1, 7, True, need_gate=True)))
+    finally:
+        torch.set_num_threads(before)
+    (q1, gx1, ga1, d1), (q3, gx3, ga3, d3) = results
+    assert torch.equal(q1, q3) and torch.equal(gx1, gx3)
+    assert float(ga1) == pytest.approx(float(ga3), rel=1e-12)
+    assert float(d1) == pytest.approx(float(d3), rel=1e-12)
+
+
+def test_scratch_buffer_is_reused_and_grows():
+    a = cpu_kernels.scratch_like(torch.empty(2, 3))
+    b = cpu_kernels.scratch_like(torch.empty(3, 2))
+    assert a.shape == (2, 3) and b.shape == (3, 2) and a.data_ptr() == b.data_ptr()
+    big = cpu_kernels.scratch_like(torch.empty(1000))
+    assert big.numel() == 1000
+    assert cpu_kernels.scratch_like(torch.empty(4)).data_ptr() == big.data_ptr()
+
+
+def test_other_tensors_take_the_torch_ops():
+    x = torch.randn(8, 8)
+    assert cpu_kernels.applies(x)
+    assert not cpu_kernels.applies(x.t())  # not contiguous
+    assert not cpu_kernels.applies(x.double())
+    assert not cpu_kernels.applies(x.half())
+
+
+def test_without_a_compiler_the_torch_ops_serve(monkeypatch, tmp_path):
+    monkeypatch.setattr(cpu_kernels, '_state', dict(lib=None, tried=False, error=None,
+                                                    pool=None, pool_size=0))
+    monkeypatch.setenv('CC', 'false')  # a compiler that fails
+    monkeypatch.setenv('BPNAS_MM_CACHE', str(tmp_path))
+    x = torch.randn(100)
+    assert not cpu_kernels.available() and not cpu_kernels.applies(x)
+    assert cpu_kernels._state['error'] is not None
+    q = quantize_values(x, 1.0, 7, True)
+    assert torch.allclose(q, (x.clamp(-1, 1) * 7).round() / 7)
+    kernels = tmp_path / 'kernels'
+    assert not kernels.exists() or not os.listdir(kernels)  # nothing half-written left
+
+
+def test_library_is_built_into_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv('BPNAS_MM_CACHE', str(tmp_path))
+    path = cpu_kernels._build(cpu_kernels.SOURCE)
+    assert os.path.dirname(path) == str(tmp_path / 'kernels') and os.path.isfile(path)
+    assert cpu_kernels._build(cpu_kernels.SOURCE) == path  # cached
+    assert os.listdir(tmp_path / 'kernels') == [os.path.basename(path)]
