@@ -15,6 +15,7 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['bpnas_mm', 'bpnas_mm.*']),
+    package_data={'bpnas_mm.quant': ['csrc/*.c']},  # built on first use (cpu_kernels.py)
     python_requires='>=3.9',
     install_requires=read_requirements('requirements/runtime.txt') + ['mmcv==2.1.0'],
     extras_require={'tests': read_requirements('requirements/tests.txt')},
