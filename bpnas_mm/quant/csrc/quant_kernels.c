@@ -31,19 +31,19 @@ static inline __attribute__((always_inline)) void ste_loop(
 #pragma omp simd reduction(+ : inside, above, below, gq)
     for (int64_t i = 0; i < n; ++i) {
         const float v = x[i], gi = g[i];
-        const float g_in = (v >= lo && v <= hi) ? gi : 0.0f;
         if (need_alpha || need_gate) {
             const float q = nearbyintf(clip(v, lo, hi) * k_in) * k_out;
-            if (need_alpha) {
-                inside += (double)g_in * (double)(q - v);
-                above += v > hi ? (double)gi : 0.0;
-                below += v < lo ? (double)gi : 0.0;
+            if (need_alpha) {  /* 0/1 factors, not selects, and the range test inline:
+                                  written otherwise, gcc 12 reduced in order, 10x slower */
+                inside += (double)gi * (double)((q - v) * (float)((v >= lo) & (v <= hi)));
+                above += (double)gi * (double)(float)(v > hi);
+                below += (double)gi * (double)(float)(v < lo);
             }
             if (need_gate)
                 gq += (double)gi * (double)q;
         }
         if (need_gx)
-            gx[i] = g_in;
+            gx[i] = ((v >= lo) & (v <= hi)) ? gi : 0.0f;
     }
     sums[0] += inside;
     sums[1] += above;
