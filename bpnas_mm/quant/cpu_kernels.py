@@ -96,9 +96,12 @@ def applies(*tensors: torch.Tensor) -> bool:
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    if _state['pool_size'] != workers:
-        if _state['pool'] is not None:
+    """The worker threads (a new pool when the size changes, or in a forked child,
+    which inherits the pool but none of its threads)."""
+    if _state['pool_size'] != workers or _state.get('pid') != os.getpid():
+        if _state['pool'] is not None and _state.get('pid') == os.getpid():
             _state['pool'].shutdown(wait=True)
+        _state['pid'] = os.getpid()
         _state['pool'] = ThreadPoolExecutor(workers, thread_name_prefix='bpnas_mm_kernel')
         _state['pool_size'] = workers
     return _state['pool']

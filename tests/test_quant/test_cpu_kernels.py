@@ -129,3 +129,23 @@ def test_library_is_built_into_the_cache(monkeypatch, tmp_path):
     assert os.path.dirname(path) == str(tmp_path / 'kernels') and os.path.isfile(path)
     assert cpu_kernels._build(cpu_kernels.SOURCE) == path  # cached
     assert os.listdir(tmp_path / 'kernels') == [os.path.basename(path)]
+
+
+
+def test_a_forked_child_gets_its_own_threads(monkeypatch):
+    """A forked child inherits the pool object but none of its threads: a new pool
+    is made when the process id changes (simulated here: a real fork of a process
+    that has run OpenMP regions can hang in libgomp, whatever this module does)."""
+    x, _ = sample(n=4 * cpu_kernels.MIN_CHUNK)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        want = quantize_values(x, 1.0, 7, True)
+        parent_pool = cpu_kernels._state['pool']
+        monkeypatch.setattr(cpu_kernels.os, 'getpid', lambda: -1)
+        assert torch.equal(quantize_values(x, 1.0, 7, True), want)
+        assert cpu_kernels._state['pool'] is not parent_pool
+        assert cpu_kernels._state['pid'] == -1
+    finally:
+        torch.set_num_threads(before)
+
