@@ -59,7 +59,7 @@ class _QuantInputOp(torch.autograd.Function):
             if grad_alpha is not None:
                 shape, dtype = ctx.alpha_like
                 grad_alpha = grad_alpha.to(dtype).reshape(shape)
-            if grad_gate is None and dot is not None:
+            if dot is not None:
                 grad_gate = (dot / gate).to(gate.dtype)
         return grad_x, grad_alpha, grad_w, grad_b, grad_gate, None, None, None, None
 
