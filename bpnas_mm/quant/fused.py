@@ -78,14 +78,25 @@ def _forward_op(op, x, weight, bias, op_args):
     return F.linear(x, weight, bias)
 
 
+_conv_backward = torch.ops.aten.convolution_backward
+
+
 def _op_backward(op, grad, xq, weight, op_args, mask):
     """Gradients of the op wrt (input, weight, bias) where ``mask`` asks for them."""
+    need_x, need_w, need_b = mask
     if op == 'conv':
         stride, padding, dilation, groups = op_args
-        return torch.ops.aten.convolution_backward(
+        # A bias gradient alone is a sum over the output gradient. Asked of the
+        # conv backward, it would run the weight-gradient convolution too (the
+        # oneDNN CPU path computes both together): in the theta step, where
+        # only the gate reaches the bias, that doubled the cost of every biased
+        # conv (FPN, RPN head).
+        grad_x, grad_w, grad_b = _conv_backward(
             grad, xq, weight, [weight.shape[0]], list(stride), list(padding), list(dilation),
-            False, [0, 0], groups, list(mask))
-    need_x, need_w, need_b = mask
+            False, [0, 0], groups, [need_x, need_w, need_b and need_w])
+        if need_b and not need_w:
+            grad_b = grad.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b
     grad_x = grad.matmul(weight) if need_x else None
     flat = grad.reshape(-1, grad.shape[-1])
     grad_w = flat.t().matmul(xq.reshape(-1, xq.shape[-1])) if need_w else None

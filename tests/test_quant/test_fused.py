@@ -96,11 +96,44 @@ def test_fused_matches_unfused_with_frozen_inputs_or_weights(x_grad, w_grad):
         out = layer.quant_input_op(x, layer.a_quant, layer.quant_weight(), layer.bias)
         g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)
         (out * g).sum().backward()
-        grads.append((x.grad, layer.weight.grad, layer.a_quant.alpha.grad))
-    (fx, fw, fa), (px, pw, pa) = grads
+        grads.append((x.grad, layer.weight.grad, layer.a_quant.alpha.grad, layer.bias.grad))
+    (fx, fw, fa, fb), (px, pw, pa, pb) = grads
     assert (fx is None) == (not x_grad) and (fw is None) == (not w_grad)
     if x_grad:
         assert torch.allclose(fx, px, atol=1e-12)
     if w_grad:
         assert torch.allclose(fw, pw, atol=1e-9)
     assert torch.allclose(fa, pa, rtol=1e-7)
+    assert torch.allclose(fb, pb, atol=1e-12)
+
+
+def test_a_bias_gradient_alone_does_not_run_the_weight_gradient(monkeypatch):
+    """The theta step: weights and clips are frozen, the gate reaches the bias.
+    The conv backward is asked for the input gradient only (the bias's is a sum),
+    and theta's gradient equals the unfused composition's."""
+    masks = []
+    orig = torch.ops.aten.convolution_backward
+
+    def spy(*args):
+        masks.append(list(args[-1]))
+        return orig(*args)
+
+    from bpnas_mm.quant import fused as fused_mod
+    monkeypatch.setattr(fused_mod, '_conv_backward', spy)
+    fused, plain = _pair(CONVS[2], 4, False)
+    x0 = (torch.randn(2, 3, 9, 9, dtype=torch.float64) * 2).relu()
+    theta_grads = []
+    for layer in (fused, plain):
+        layer.a_quant.double(), layer.w_quant.double()
+        layer(x0.float().double())  # calibration
+        layer.requires_grad_(False)
+        theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        gate = torch.softmax(theta, 0)[0]
+        bias = layer.bias * (gate / gate.detach())
+        x = x0.clone().requires_grad_()
+        out = layer.quant_input_op(x, layer.a_quant, layer.quant_weight(), bias, gate)
+        g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)
+        (out * g).sum().backward()
+        theta_grads.append(theta.grad)
+    assert masks == [[True, False, False]]
+    assert torch.allclose(theta_grads[0], theta_grads[1], atol=1e-9)
