@@ -45,13 +45,22 @@ class _QuantInputOp(torch.autograd.Function):
         x, weight, gate = ctx.saved_tensors
         a, levels, signed, op, op_args, has_bias = ctx.meta
         need_x, need_alpha, need_w, need_b, need_gate = ctx.needs_input_grad[:5]
-        need_xq = need_x or need_alpha or need_gate
+        # Only the gate needs a gradient through Q(x) (a first layer, e.g. the
+        # stem, in the theta step): <dL/dQ(x), Q(x)> = <dL/dy, op(Q(x))>, one
+        # forward op instead of the input-gradient op (for a 3-channel input,
+        # 2-4x the cost).
+        gate_from_output = need_gate and not (need_x or need_alpha)
+        need_xq = need_x or need_alpha or (need_gate and not gate_from_output)
         # Q(x) again, for the weight gradient (the STE's gradients recompute it
         # on the fly on CPU, or use this one as a scratch buffer)
-        xq = _quantize_transient(x, a, levels, signed) if need_w else None
+        xq = _quantize_transient(x, a, levels, signed) if need_w or gate_from_output else None
         grad_xq, grad_w, grad_b = _op_backward(op, grad, x if xq is None else xq, weight,
                                                op_args, (need_xq, need_w, need_b and has_bias))
         grad_x = grad_alpha = grad_gate = None
+        if gate_from_output:
+            y = _forward_op(op, xq, weight, None, op_args)
+            dot = torch.dot(grad.reshape(-1), y.reshape(-1))
+            grad_gate = (dot / gate).to(gate.dtype)
         if need_xq:
             grad_x, grad_alpha, dot = ste_grads(
                 grad_xq.contiguous(), x, a, levels, signed, need_x, need_alpha, need_gate,
@@ -75,6 +84,12 @@ def _forward_op(op, x, weight, bias, op_args):
     if op == 'conv':
         stride, padding, dilation, groups = op_args
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    if op == 'pointwise':
+        n, c_in, h, w = x.shape
+        out = torch.matmul(weight.view(-1, c_in), x.reshape(n, c_in, h * w))
+        if bias is not None:
+            out += bias.view(1, -1, 1)
+        return out.view(n, -1, h, w)
     return F.linear(x, weight, bias)
 
 
@@ -97,6 +112,15 @@ def _op_backward(op, grad, xq, weight, op_args, mask):
         if need_b and not need_w:
             grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b
+    if op == 'pointwise':  # 1x1, stride 1, no padding: matrix products per image
+        n, c_in, h, w = xq.shape
+        flat = grad.reshape(n, -1, h * w)
+        w2d = weight.view(-1, c_in)
+        grad_x = torch.matmul(w2d.t(), flat).view(xq.shape) if need_x else None
+        grad_w = (torch.matmul(flat, xq.reshape(n, c_in, h * w).transpose(1, 2)).sum(0)
+                  .view(weight.shape) if need_w else None)
+        grad_b = grad.sum((0, 2, 3)) if need_b else None
+        return grad_x, grad_w, grad_b
     grad_x = grad.matmul(weight) if need_x else None
     flat = grad.reshape(-1, grad.shape[-1])
     grad_w = flat.t().matmul(xq.reshape(-1, xq.shape[-1])) if need_w else None
@@ -111,9 +135,31 @@ def can_fuse(bits: int, x: torch.Tensor) -> bool:
 
 def quant_input_conv2d(x, alpha, bits: int, signed: bool, weight, bias, stride, padding,
                        dilation, groups, gate: Optional[torch.Tensor] = None):
-    """``conv2d(Q_bits(x; alpha), weight, bias)``, keeping ``x`` only for the backward."""
+    """``conv2d(Q_bits(x; alpha), weight, bias)``, keeping ``x`` only for the backward.
+
+    On CPU a 1x1 conv without padding runs as matrix products (oneDNN's
+    reorders make its 1x1 convs 1.3-2x slower at the FPN's large maps); a strided
+    one reads every ``stride``-th pixel first (the same result: a 1x1 conv uses
+    no other pixel), so ``Q`` and the products see a quarter of the map.
+    """
+    if _is_pointwise(x, weight, padding, groups):
+        sh, sw = _pair(stride)
+        if (sh, sw) != (1, 1):
+            x = x[:, :, ::sh, ::sw].contiguous()
+        return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed),
+                                   signed, 'pointwise', None)
     return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed), signed,
                                'conv', (stride, padding, dilation, groups))
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _is_pointwise(x, weight, padding, groups) -> bool:
+    return (x.device.type == 'cpu' and x.dim() == 4 and groups == 1
+            and tuple(weight.shape[2:]) == (1, 1) and not isinstance(padding, str)
+            and _pair(padding) == (0, 0))
 
 
 def quant_input_linear(x, alpha, bits: int, signed: bool, weight, bias,

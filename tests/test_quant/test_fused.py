@@ -21,7 +21,8 @@ def _pair(make, bits, signed):
 
 CONVS = [lambda: nn.Conv2d(6, 8, 3, stride=2, padding=1, groups=2).double(),
          lambda: nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False).double(),
-         lambda: nn.Conv2d(3, 5, 1).double()]
+         lambda: nn.Conv2d(3, 5, 1).double(),  # on CPU: matrix products
+         lambda: nn.Conv2d(4, 6, 1, stride=2, bias=False).double()]  # on a 9x9 map
 
 
 @pytest.mark.parametrize('make', CONVS + [lambda: nn.Linear(7, 5).double()])
@@ -68,6 +69,45 @@ def test_quantized_layers_use_the_fused_path(monkeypatch):
     QLinear(3, 4, w_bits=4, a_bits=16)(torch.randn(2, 3))
     QLinear(3, 4, w_bits=4, a_bits=1, a_signed=True)(torch.randn(2, 3))  # binary: unfused
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize('make', [CONVS[0], CONVS[2], lambda: nn.Linear(7, 5).double()])
+def test_gate_gradient_of_a_first_layer(make, monkeypatch):
+    """Input without grad, clip frozen, gated (the stem in the theta step): the
+    gate's gradient comes from the output, no input-gradient op runs."""
+    from bpnas_mm.quant import fused as fused_mod
+    masks = []
+    orig = fused_mod._op_backward
+    monkeypatch.setattr(fused_mod, '_op_backward',
+                        lambda *a: masks.append(a[-1]) or orig(*a))
+    fused, plain = _pair(make, 4, False)
+    shape = (2, fused.in_channels, 9, 9) if isinstance(fused, nn.Conv2d) else (2, 3, 7)
+    x = (torch.randn(*shape, dtype=torch.float64) * 2).relu()
+    grads = []
+    for layer in (fused, plain):
+        layer.a_quant.double(), layer.w_quant.double()
+        layer(x)  # calibration
+        layer.requires_grad_(False)
+        theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        gate = torch.softmax(theta, 0)[2]
+        out = layer.quant_input_op(x, layer.a_quant, layer.quant_weight(), layer.bias, gate)
+        g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)
+        (out * g).sum().backward()
+        grads.append(theta.grad)
+    assert masks == [(False, False, False)]
+    assert torch.allclose(grads[0], grads[1], atol=1e-10)
+
+
+def test_pointwise_convs_run_as_matrix_products_on_cpu(monkeypatch):
+    from bpnas_mm.quant import fused
+    ops = []
+    orig = fused._QuantInputOp.apply
+    monkeypatch.setattr(fused._QuantInputOp, 'apply',
+                        staticmethod(lambda *a: ops.append(a[7]) or orig(*a)))
+    for conv in (nn.Conv2d(4, 6, 1), nn.Conv2d(4, 6, 1, stride=2), nn.Conv2d(4, 6, 3),
+                 nn.Conv2d(4, 6, 1, padding=1), nn.Conv2d(4, 6, 1, groups=2)):
+        QConv2d.from_float(conv, w_bits=4, a_bits=4)(torch.randn(1, 4, 7, 7).relu())
+    assert ops == ['pointwise', 'pointwise', 'conv', 'conv', 'conv']
 
 
 def test_fused_op_keeps_only_the_input_and_weight_for_backward():
@@ -120,8 +160,8 @@ def test_a_bias_gradient_alone_does_not_run_the_weight_gradient(monkeypatch):
 
     from bpnas_mm.quant import fused as fused_mod
     monkeypatch.setattr(fused_mod, '_conv_backward', spy)
-    fused, plain = _pair(CONVS[2], 4, False)
-    x0 = (torch.randn(2, 3, 9, 9, dtype=torch.float64) * 2).relu()
+    fused, plain = _pair(CONVS[0], 4, False)
+    x0 = (torch.randn(2, 6, 9, 9, dtype=torch.float64) * 2).relu()
     theta_grads = []
     for layer in (fused, plain):
         layer.a_quant.double(), layer.w_quant.double()
