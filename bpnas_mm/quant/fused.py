@@ -84,12 +84,11 @@ def _forward_op(op, x, weight, bias, op_args):
     if op == 'conv':
         stride, padding, dilation, groups = op_args
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    if op == 'pointwise':
-        n, c_in, h, w = x.shape
-        out = torch.matmul(weight.view(-1, c_in), x.reshape(n, c_in, h * w))
-        if bias is not None:
-            out += bias.view(1, -1, 1)
-        return out.view(n, -1, h, w)
+    if op == 'pointwise':  # one image: (C_out, C_in) @ (C_in, H*W)
+        _, c_in, h, w = x.shape
+        w2d, x2d = weight.view(-1, c_in), x.reshape(c_in, h * w)
+        out = w2d.mm(x2d) if bias is None else torch.addmm(bias.view(-1, 1), w2d, x2d)
+        return out.view(1, -1, h, w)
     return F.linear(x, weight, bias)
 
 
@@ -112,14 +111,12 @@ def _op_backward(op, grad, xq, weight, op_args, mask):
         if need_b and not need_w:
             grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b
-    if op == 'pointwise':  # 1x1, stride 1, no padding: matrix products per image
-        n, c_in, h, w = xq.shape
-        flat = grad.reshape(n, -1, h * w)
-        w2d = weight.view(-1, c_in)
-        grad_x = torch.matmul(w2d.t(), flat).view(xq.shape) if need_x else None
-        grad_w = (torch.matmul(flat, xq.reshape(n, c_in, h * w).transpose(1, 2)).sum(0)
-                  .view(weight.shape) if need_w else None)
-        grad_b = grad.sum((0, 2, 3)) if need_b else None
+    if op == 'pointwise':
+        _, c_in, h, w = xq.shape
+        g2d, w2d = grad.reshape(-1, h * w), weight.view(-1, c_in)
+        grad_x = w2d.t().mm(g2d).view(xq.shape) if need_x else None
+        grad_w = g2d.mm(xq.reshape(c_in, h * w).t()).view(weight.shape) if need_w else None
+        grad_b = g2d.sum(1) if need_b else None
         return grad_x, grad_w, grad_b
     grad_x = grad.matmul(weight) if need_x else None
     flat = grad.reshape(-1, grad.shape[-1])
@@ -137,19 +134,27 @@ def quant_input_conv2d(x, alpha, bits: int, signed: bool, weight, bias, stride, 
                        dilation, groups, gate: Optional[torch.Tensor] = None):
     """``conv2d(Q_bits(x; alpha), weight, bias)``, keeping ``x`` only for the backward.
 
-    On CPU a 1x1 conv without padding runs as matrix products (oneDNN's
-    reorders make its 1x1 convs 1.3-2x slower at the FPN's large maps); a strided
-    one reads every ``stride``-th pixel first (the same result: a 1x1 conv uses
-    no other pixel), so ``Q`` and the products see a quarter of the map.
+    On CPU a strided 1x1 conv without padding reads every ``stride``-th pixel
+    first (the same result: a 1x1 conv uses no other pixel), so ``Q`` and the op
+    see a quarter of the map; for one image and a large map, 1x1 convs run as
+    matrix products (there oneDNN's layout reorders cost more than the product).
     """
     if _is_pointwise(x, weight, padding, groups):
         sh, sw = _pair(stride)
         if (sh, sw) != (1, 1):
             x = x[:, :, ::sh, ::sw].contiguous()
-        return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed),
-                                   signed, 'pointwise', None)
+        if x.shape[0] == 1 and x.shape[2] * x.shape[3] >= POINTWISE_MM_MIN_PIXELS:
+            return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed),
+                                       signed, 'pointwise', None)
+        stride = (1, 1)
     return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed), signed,
                                'conv', (stride, padding, dilation, groups))
+
+
+# 1x1 conv forward+backward (weight, input, clip), one image, 2 threads: matrix
+# products 20-55 % faster from 100x168 pixels up, 10-20 % slower at 50x84
+# (tools/benchmark numbers in the README).
+POINTWISE_MM_MIN_PIXELS = 8192
 
 
 def _pair(v):

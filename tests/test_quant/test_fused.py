@@ -28,10 +28,14 @@ CONVS = [lambda: nn.Conv2d(6, 8, 3, stride=2, padding=1, groups=2).double(),
 @pytest.mark.parametrize('make', CONVS + [lambda: nn.Linear(7, 5).double()])
 @pytest.mark.parametrize('bits,signed', [(2, True), (4, False), (8, True), (8, False)])
 @pytest.mark.parametrize('gated', [False, True])
-def test_values_and_gradients_match_unfused(make, bits, signed, gated, device):
+@pytest.mark.parametrize('batch', [1, 2])
+def test_values_and_gradients_match_unfused(make, bits, signed, gated, batch, device,
+                                            monkeypatch):
+    from bpnas_mm.quant import fused as fused_mod
+    monkeypatch.setattr(fused_mod, 'POINTWISE_MM_MIN_PIXELS', 1)
     fused, plain = _pair(make, bits, signed)
     fused, plain = fused.to(device), plain.to(device)
-    shape = (2, fused.in_channels, 9, 9) if isinstance(fused, nn.Conv2d) else (2, 3, 7)
+    shape = (batch, fused.in_channels, 9, 9) if isinstance(fused, nn.Conv2d) else (batch, 3, 7)
     x0 = torch.randn(*shape, dtype=torch.float64).to(device) * 2
     if not signed:
         x0 = x0.relu()
@@ -100,6 +104,7 @@ def test_gate_gradient_of_a_first_layer(make, monkeypatch):
 
 def test_pointwise_convs_run_as_matrix_products_on_cpu(monkeypatch):
     from bpnas_mm.quant import fused
+    monkeypatch.setattr(fused, 'POINTWISE_MM_MIN_PIXELS', 16)  # 7x7, 4x4 maps below
     ops = []
     orig = fused._QuantInputOp.apply
     monkeypatch.setattr(fused._QuantInputOp, 'apply',
