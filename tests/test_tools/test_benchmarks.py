@@ -7,8 +7,9 @@ from .conftest import run_tool
 def test_bench_detection_toy_size(tmp_path):
     out_json = tmp_path / 'bench.json'
     out = run_tool('tools/benchmark/bench_detection.py', '--size', '96', '128', '--iters', '1',
-                   '--threads', '1', '--json', str(out_json))
+                   '--threads', '1', '--keep-freed-memory', '--json', str(out_json))
     assert 'time ratio search/float' in out and 'peak memory ratio' in out
+    assert 'allocator: glibc keeping freed memory' in out
     res = json.load(open(out_json))
     for mode in ('float', 'search'):
         r = res['results'][mode]
@@ -16,3 +17,4 @@ def test_bench_detection_toy_size(tmp_path):
     pair = res['interleaved']  # the time ratio: both models, steps alternating in one process
     assert len(pair['rounds']) == 1 and set(pair['rounds'][0]) == {'float', 'search'}
     assert res['time_ratio'] == pair['time_ratio'] > 0 and res['memory_ratio'] > 0
+    assert res['keep_freed_memory'] is True

@@ -12,6 +12,13 @@ models and alternates a float step and a search step, ``--iters`` rounds after
 a warm-up of each; the ratio is the median of the rounds' ratios (on a shared
 2-core machine, timings taken minutes apart drifted by 15-50 %). The script
 prints both modes and the ratios (targets: time <= 2.0x, memory <= 1.5x).
+
+``--keep-freed-memory`` runs the workers with glibc's allocator told to keep
+freed memory (no mmap'd blocks, no trimming: ``MALLOC_MMAP_MAX_=0``,
+``MALLOC_TRIM_THRESHOLD_``). By default glibc maps every block over 32 MB
+(a 256-channel map at 200x336 is 69 MB) fresh from the kernel and returns it
+when freed, so each use pays its page faults again; on these VMs that is a
+quarter of a CPU training step, float or search.
 """
 import argparse
 import json
@@ -130,11 +137,15 @@ def worker(mode, size, iters, threads):
                           rss_before_steps_mb=before)))
 
 
+KEEP_FREED_MEMORY = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**40)}
+
+
 def run_worker(mode, args, iters):
     print(f'running {mode} ...', flush=True)
+    env = dict(os.environ, **(KEEP_FREED_MEMORY if args.keep_freed_memory else {}))
     out = subprocess.run([sys.executable, __file__, '--worker', mode, '--iters', str(iters),
                           '--threads', str(args.threads), '--size', *map(str, args.size)],
-                         capture_output=True, text=True, cwd=ROOT)
+                         capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode:
         sys.exit(out.stdout[-3000:] + out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -148,6 +159,8 @@ def main(argv=None):
     p.add_argument('--mem-iters', type=int, default=1,
                    help='timed steps of each memory process (after its warm-up)')
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--keep-freed-memory', action='store_true',
+                   help="glibc keeps freed memory (see above); both modes")
     p.add_argument('--json', help='also write the results here')
     p.add_argument('--worker', choices=['float', 'search', 'pair'], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -159,7 +172,8 @@ def main(argv=None):
     t_ratio = pair['time_ratio']
     m_ratio = s['peak_rss_mb'] / f['peak_rss_mb']
     print(f'\nFaster R-CNN R50-FPN, {args.size[0]}x{args.size[1]}, batch 1, '
-          f'{args.threads} threads')
+          f'{args.threads} threads, allocator: '
+          f'{"glibc keeping freed memory" if args.keep_freed_memory else "default"}')
     print(f'time, {args.iters} interleaved rounds in one process (median): float '
           f'{pair["seconds"]["float"]:.2f} s/iter, search {pair["seconds"]["search"]:.2f} s/iter')
     for mode, r in results.items():
@@ -175,7 +189,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as fh:
             json.dump(dict(results=results, interleaved=pair, time_ratio=t_ratio,
-                           memory_ratio=m_ratio, size=args.size, threads=args.threads), fh,
+                           memory_ratio=m_ratio, size=args.size, threads=args.threads,
+                           keep_freed_memory=args.keep_freed_memory), fh,
                       indent=2)
 
 
