@@ -1,7 +1,8 @@
 """One search iteration of the fully quantized Faster R-CNN R50-FPN against one float
 training iteration, measured side by side (time and peak memory), batch 1, CPU.
 
-    python tools/benchmark/bench_detection.py [--size 800 1333] [--iters 3] [--threads 2]
+    python tools/benchmark/bench_detection.py [--size 800 1333] [--iters 7]
+        [--keep-freed-memory] [--threads 2] [--json OUT.json]
 
 The search iteration is Algorithm 1's: a W step and a theta step, path sampling
 (configs/bpnas_faster_rcnn_r50.py). Memory: each mode runs alone in its own
@@ -155,7 +156,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--size', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
-    p.add_argument('--iters', type=int, default=3, help='interleaved timing rounds')
+    p.add_argument('--iters', type=int, default=7,
+                   help='interleaved timing rounds (~1 min each at 800x1333; single '
+                        'rounds vary by +-10 %%)')
     p.add_argument('--mem-iters', type=int, default=1,
                    help='timed steps of each memory process (after its warm-up)')
     p.add_argument('--threads', type=int, default=2)
