@@ -45,12 +45,12 @@ class _QuantInputOp(torch.autograd.Function):
         x, weight, gate = ctx.saved_tensors
         a, levels, signed, op, op_args, has_bias = ctx.meta
         need_x, need_alpha, need_w, need_b, need_gate = ctx.needs_input_grad[:5]
-        # Only the gate needs a gradient through Q(x) (a first layer, e.g. the
+        need_xq = need_x or need_alpha  # the gate's gradient reads grad_xq too, if there
+        # If only the gate needs a gradient through Q(x) (a first layer, e.g. the
         # stem, in the theta step): <dL/dQ(x), Q(x)> = <dL/dy, op(Q(x))>, one
         # forward op instead of the input-gradient op (for a 3-channel input,
         # 2-4x the cost).
-        gate_from_output = need_gate and not (need_x or need_alpha)
-        need_xq = need_x or need_alpha or (need_gate and not gate_from_output)
+        gate_from_output = need_gate and not need_xq
         # Q(x) again, for the weight gradient (the STE's gradients recompute it
         # on the fly on CPU, or use this one as a scratch buffer)
         xq = _quantize_transient(x, a, levels, signed) if need_w or gate_from_output else None
@@ -151,9 +151,9 @@ def quant_input_conv2d(x, alpha, bits: int, signed: bool, weight, bias, stride, 
                                'conv', (stride, padding, dilation, groups))
 
 
-# 1x1 conv forward+backward (weight, input, clip), one image, 2 threads: matrix
-# products 20-55 % faster from 100x168 pixels up, 10-20 % slower at 50x84
-# (tools/benchmark numbers in the README).
+# Where matrix products beat oneDNN for a fused 1x1 conv (forward + backward of
+# input, weight and clip, one image, 2 CPU threads, session 5): 20-55 % faster
+# at R50-FPN's 200x336 and 100x168 maps, 10-20 % slower at 50x84.
 POINTWISE_MM_MIN_PIXELS = 8192
 
 
