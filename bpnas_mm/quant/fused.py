@@ -87,8 +87,14 @@ def _forward_op(op, x, weight, bias, op_args):
     if op == 'pointwise':  # one image: (C_out, C_in) @ (C_in, H*W)
         _, c_in, h, w = x.shape
         w2d, x2d = weight.view(-1, c_in), x.reshape(c_in, h * w)
-        out = w2d.mm(x2d) if bias is None else torch.addmm(bias.view(-1, 1), w2d, x2d)
-        return out.view(1, -1, h, w)
+        # written into a 4-D tensor, not returned as a view of a 2-D one: the
+        # output of a custom Function must accept in-place ops (a ReLU(inplace))
+        out = x.new_empty(1, weight.shape[0], h, w)
+        if bias is None:
+            torch.mm(w2d, x2d, out=out.view(-1, h * w))
+        else:
+            torch.addmm(bias.view(-1, 1), w2d, x2d, out=out.view(-1, h * w))
+        return out
     return F.linear(x, weight, bias)
 
 

@@ -115,6 +115,27 @@ def test_pointwise_convs_run_as_matrix_products_on_cpu(monkeypatch):
     assert ops == ['pointwise', 'pointwise', 'conv', 'conv', 'conv']
 
 
+@pytest.mark.parametrize('min_pixels', [1, 10 ** 9])  # matrix-product path, conv path
+@pytest.mark.parametrize('bias', [True, False])
+def test_fused_output_accepts_in_place_ops(min_pixels, bias, monkeypatch):
+    """A conv followed by ReLU(inplace=True) or ``out += identity`` (no norm
+    between them) must work and give the out-of-place result's gradients."""
+    from bpnas_mm.quant import fused as fused_mod
+    monkeypatch.setattr(fused_mod, 'POINTWISE_MM_MIN_PIXELS', min_pixels)
+    torch.manual_seed(0)
+    layer = QConv2d(4, 6, 1, bias=bias, w_bits=4, a_bits=4).double()
+    x0 = torch.randn(1, 4, 5, 5, dtype=torch.float64).relu()
+    layer(x0)  # calibration
+    grads = []
+    for in_place in (True, False):
+        x = x0.clone().requires_grad_()
+        out = layer(x)
+        out = out.add_(1.0).relu_() if in_place else (out + 1.0).relu()
+        out.pow(2).sum().backward()
+        grads.append(x.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
 def test_fused_op_keeps_only_the_input_and_weight_for_backward():
     """The fused op saves x (which a float conv saves too) and the weight: no
     quantized copy and no codes of the activation."""
