@@ -14,7 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
-from bpnas_mm.utils import init_cpu_dist_if_needed
+from bpnas_mm.utils import init_cpu_dist_if_needed, keep_freed_memory
 
 
 def parse_args():
@@ -37,6 +37,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    keep_freed_memory()  # CPU steps reuse freed memory (bpnas_mm/utils/malloc.py)
     if not osp.isfile(args.config):
         raise SystemExit(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)

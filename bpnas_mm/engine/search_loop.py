@@ -1,10 +1,13 @@
 """Algorithm 1 as an mmengine loop: a training and a search dataloader, zipped."""
 from typing import Dict, Optional, Union
 
+from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
 from ..registry import LOOPS
+from ..utils.malloc import ENV as KEEP_MEMORY_ENV
+from ..utils.malloc import keep_freed_memory
 
 
 @LOOPS.register_module()
@@ -13,7 +16,9 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
 
     The epoch length is the training dataloader's; the search dataloader is
     cycled (restarted when exhausted). During the first ``warmup_epochs``
-    only W is trained (``search`` is None), as a supernet warm-up.
+    only W is trained (``search`` is None), as a supernet warm-up. The loop
+    turns on :func:`~bpnas_mm.utils.keep_freed_memory` (CPU steps reuse
+    freed memory), also when started from mmdet's own ``tools/train.py``.
 
     Args:
         runner, dataloader, max_epochs, val_begin, val_interval: as
@@ -28,6 +33,9 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
                  dynamic_intervals=None):
         super().__init__(runner, dataloader, max_epochs, val_begin, val_interval,
                          dynamic_intervals)
+        if keep_freed_memory():
+            print_log(f'malloc keeps freed memory for reuse ({KEEP_MEMORY_ENV}=0 turns it off)',
+                      logger='current')
         if not isinstance(warmup_epochs, int) or not 0 <= warmup_epochs < max_epochs:
             raise ValueError(f'train_cfg.warmup_epochs must be an int in [0, max_epochs), '
                              f'got {warmup_epochs!r}')

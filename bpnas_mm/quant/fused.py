@@ -84,17 +84,6 @@ def _forward_op(op, x, weight, bias, op_args):
     if op == 'conv':
         stride, padding, dilation, groups = op_args
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    if op == 'pointwise':  # one image: (C_out, C_in) @ (C_in, H*W)
-        _, c_in, h, w = x.shape
-        w2d, x2d = weight.view(-1, c_in), x.reshape(c_in, h * w)
-        # written into a 4-D tensor, not returned as a view of a 2-D one: the
-        # output of a custom Function must accept in-place ops (a ReLU(inplace))
-        out = x.new_empty(1, weight.shape[0], h, w)
-        if bias is None:
-            torch.mm(w2d, x2d, out=out.view(-1, h * w))
-        else:
-            torch.addmm(bias.view(-1, 1), w2d, x2d, out=out.view(-1, h * w))
-        return out
     return F.linear(x, weight, bias)
 
 
@@ -117,13 +106,6 @@ def _op_backward(op, grad, xq, weight, op_args, mask):
         if need_b and not need_w:
             grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b
-    if op == 'pointwise':
-        _, c_in, h, w = xq.shape
-        g2d, w2d = grad.reshape(-1, h * w), weight.view(-1, c_in)
-        grad_x = w2d.t().mm(g2d).view(xq.shape) if need_x else None
-        grad_w = g2d.mm(xq.reshape(c_in, h * w).t()).view(weight.shape) if need_w else None
-        grad_b = g2d.sum(1) if need_b else None
-        return grad_x, grad_w, grad_b
     grad_x = grad.matmul(weight) if need_x else None
     flat = grad.reshape(-1, grad.shape[-1])
     grad_w = flat.t().matmul(xq.reshape(-1, xq.shape[-1])) if need_w else None
@@ -142,35 +124,27 @@ def quant_input_conv2d(x, alpha, bits: int, signed: bool, weight, bias, stride, 
 
     On CPU a strided 1x1 conv without padding reads every ``stride``-th pixel
     first (the same result: a 1x1 conv uses no other pixel), so ``Q`` and the op
-    see a quarter of the map; for one image and a large map, 1x1 convs run as
-    matrix products (there oneDNN's layout reorders cost more than the product).
+    see a quarter of the map. (Session 5 ran large 1x1 convs as matrix products,
+    faster while glibc re-faulted oneDNN's reorder buffers; with freed memory
+    kept, :func:`bpnas_mm.utils.keep_freed_memory`, oneDNN is faster: search
+    iteration 16.4 vs 17.7 s, 8 interleaved rounds, session 6.)
     """
-    if _is_pointwise(x, weight, padding, groups):
+    if _is_strided_pointwise(x, weight, stride, padding, groups):
         sh, sw = _pair(stride)
-        if (sh, sw) != (1, 1):
-            x = x[:, :, ::sh, ::sw].contiguous()
-        if x.shape[0] == 1 and x.shape[2] * x.shape[3] >= POINTWISE_MM_MIN_PIXELS:
-            return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed),
-                                       signed, 'pointwise', None)
+        x = x[:, :, ::sh, ::sw].contiguous()
         stride = (1, 1)
     return _QuantInputOp.apply(x, alpha, weight, bias, gate, num_steps(bits, signed), signed,
                                'conv', (stride, padding, dilation, groups))
-
-
-# Where matrix products beat oneDNN for a fused 1x1 conv (forward + backward of
-# input, weight and clip, one image, 2 CPU threads, session 5): 20-55 % faster
-# at R50-FPN's 200x336 and 100x168 maps, 10-20 % slower at 50x84.
-POINTWISE_MM_MIN_PIXELS = 8192
 
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _is_pointwise(x, weight, padding, groups) -> bool:
+def _is_strided_pointwise(x, weight, stride, padding, groups) -> bool:
     return (x.device.type == 'cpu' and x.dim() == 4 and groups == 1
-            and tuple(weight.shape[2:]) == (1, 1) and not isinstance(padding, str)
-            and _pair(padding) == (0, 0))
+            and tuple(weight.shape[2:]) == (1, 1) and _pair(stride) != (1, 1)
+            and not isinstance(padding, str) and _pair(padding) == (0, 0))
 
 
 def quant_input_linear(x, alpha, bits: int, signed: bool, weight, bias,

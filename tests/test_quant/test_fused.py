@@ -21,18 +21,15 @@ def _pair(make, bits, signed):
 
 CONVS = [lambda: nn.Conv2d(6, 8, 3, stride=2, padding=1, groups=2).double(),
          lambda: nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False).double(),
-         lambda: nn.Conv2d(3, 5, 1).double(),  # on CPU: matrix products
-         lambda: nn.Conv2d(4, 6, 1, stride=2, bias=False).double()]  # on a 9x9 map
+         lambda: nn.Conv2d(3, 5, 1).double(),
+         lambda: nn.Conv2d(4, 6, 1, stride=2, bias=False).double()]  # reads x[..., ::2, ::2]
 
 
 @pytest.mark.parametrize('make', CONVS + [lambda: nn.Linear(7, 5).double()])
 @pytest.mark.parametrize('bits,signed', [(2, True), (4, False), (8, True), (8, False)])
 @pytest.mark.parametrize('gated', [False, True])
 @pytest.mark.parametrize('batch', [1, 2])
-def test_values_and_gradients_match_unfused(make, bits, signed, gated, batch, device,
-                                            monkeypatch):
-    from bpnas_mm.quant import fused as fused_mod
-    monkeypatch.setattr(fused_mod, 'POINTWISE_MM_MIN_PIXELS', 1)
+def test_values_and_gradients_match_unfused(make, bits, signed, gated, batch, device):
     fused, plain = _pair(make, bits, signed)
     fused, plain = fused.to(device), plain.to(device)
     shape = (batch, fused.in_channels, 9, 9) if isinstance(fused, nn.Conv2d) else (batch, 3, 7)
@@ -102,26 +99,22 @@ def test_gate_gradient_of_a_first_layer(make, monkeypatch):
     assert torch.allclose(grads[0], grads[1], atol=1e-10)
 
 
-def test_pointwise_convs_run_as_matrix_products_on_cpu(monkeypatch):
+def test_strided_1x1_convs_quantize_only_the_pixels_they_read(monkeypatch):
     from bpnas_mm.quant import fused
-    monkeypatch.setattr(fused, 'POINTWISE_MM_MIN_PIXELS', 16)  # 7x7, 4x4 maps below
-    ops = []
+    shapes = []
     orig = fused._QuantInputOp.apply
     monkeypatch.setattr(fused._QuantInputOp, 'apply',
-                        staticmethod(lambda *a: ops.append(a[7]) or orig(*a)))
-    for conv in (nn.Conv2d(4, 6, 1), nn.Conv2d(4, 6, 1, stride=2), nn.Conv2d(4, 6, 3),
-                 nn.Conv2d(4, 6, 1, padding=1), nn.Conv2d(4, 6, 1, groups=2)):
+                        staticmethod(lambda *a: shapes.append(tuple(a[0].shape)) or orig(*a)))
+    for conv in (nn.Conv2d(4, 6, 1, stride=2), nn.Conv2d(4, 6, 1), nn.Conv2d(4, 6, 3, stride=2),
+                 nn.Conv2d(4, 6, 1, stride=2, padding=1), nn.Conv2d(4, 6, 1, stride=2, groups=2)):
         QConv2d.from_float(conv, w_bits=4, a_bits=4)(torch.randn(1, 4, 7, 7).relu())
-    assert ops == ['pointwise', 'pointwise', 'conv', 'conv', 'conv']
+    assert shapes == [(1, 4, 4, 4)] + [(1, 4, 7, 7)] * 4
 
 
-@pytest.mark.parametrize('min_pixels', [1, 10 ** 9])  # matrix-product path, conv path
 @pytest.mark.parametrize('bias', [True, False])
-def test_fused_output_accepts_in_place_ops(min_pixels, bias, monkeypatch):
+def test_fused_output_accepts_in_place_ops(bias):
     """A conv followed by ReLU(inplace=True) or ``out += identity`` (no norm
     between them) must work and give the out-of-place result's gradients."""
-    from bpnas_mm.quant import fused as fused_mod
-    monkeypatch.setattr(fused_mod, 'POINTWISE_MM_MIN_PIXELS', min_pixels)
     torch.manual_seed(0)
     layer = QConv2d(4, 6, 1, bias=bias, w_bits=4, a_bits=4).double()
     x0 = torch.randn(1, 4, 5, 5, dtype=torch.float64).relu()

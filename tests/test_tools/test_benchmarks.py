@@ -7,7 +7,7 @@ from .conftest import run_tool
 def test_bench_detection_toy_size(tmp_path):
     out_json = tmp_path / 'bench.json'
     out = run_tool('tools/benchmark/bench_detection.py', '--size', '96', '128', '--iters', '1',
-                   '--threads', '1', '--keep-freed-memory', '--json', str(out_json))
+                   '--threads', '1', '--json', str(out_json))
     assert 'time ratio search/float' in out and 'peak memory ratio' in out
     assert 'allocator: glibc keeping freed memory' in out
     res = json.load(open(out_json))
@@ -18,3 +18,5 @@ def test_bench_detection_toy_size(tmp_path):
     assert len(pair['rounds']) == 1 and set(pair['rounds'][0]) == {'float', 'search'}
     assert res['time_ratio'] == pair['time_ratio'] > 0 and res['memory_ratio'] > 0
     assert res['keep_freed_memory'] is True
+    assert set(pair['minor_page_faults']) == {'float', 'search'}
+    assert 'minor page faults per iteration' in out

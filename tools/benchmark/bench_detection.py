@@ -2,7 +2,7 @@
 training iteration, measured side by side (time and peak memory), batch 1, CPU.
 
     python tools/benchmark/bench_detection.py [--size 800 1333] [--iters 7]
-        [--keep-freed-memory] [--threads 2] [--json OUT.json]
+        [--default-malloc] [--threads 2] [--json OUT.json]
 
 The search iteration is Algorithm 1's: a W step and a theta step, path sampling
 (configs/bpnas_faster_rcnn_r50.py). Memory: each mode runs alone in its own
@@ -14,12 +14,13 @@ a warm-up of each; the ratio is the median of the rounds' ratios (on a shared
 2-core machine, timings taken minutes apart drifted by 15-50 %). The script
 prints both modes and the ratios (targets: time <= 2.0x, memory <= 1.5x).
 
-``--keep-freed-memory`` runs the workers with glibc's allocator told to keep
-freed memory (no mmap'd blocks, no trimming: ``MALLOC_MMAP_MAX_=0``,
-``MALLOC_TRIM_THRESHOLD_``). By default glibc maps every block over 32 MB
-(a 256-channel map at 200x336 is 69 MB) fresh from the kernel and returns it
-when freed, so each use pays its page faults again; on these VMs that is a
-quarter of a CPU training step, float or search.
+Both modes run as ``tools/train.py`` and the search loop run them: with
+:func:`bpnas_mm.utils.keep_freed_memory` (glibc serves every block from its
+heap and keeps freed memory for reuse). ``--default-malloc`` measures glibc's
+defaults instead: every block over 32 MB (a 256-channel map at 200x336 is
+69 MB) is mapped fresh from the kernel and returned when freed, so each use
+pays its page faults again; on these VMs that is a quarter of a CPU training
+step, float or search.
 """
 import argparse
 import json
@@ -101,10 +102,15 @@ def build_step(mode, size):
     return step
 
 
-def timed(step) -> float:
+def timed(step, faults=None) -> float:
+    """Seconds of one ``step()``; its minor page faults appended to ``faults``."""
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()
     step()
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if faults is not None:
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return seconds
 
 
 def worker(mode, size, iters, threads):
@@ -114,16 +120,20 @@ def worker(mode, size, iters, threads):
     from mmengine.registry import init_default_scope
 
     import bpnas_mm  # noqa: F401
+    from bpnas_mm.utils import keep_freed_memory
 
+    keep_freed_memory()  # a no-op under --default-malloc (the variable below)
     torch.set_num_threads(threads)
     init_default_scope('mmdet')
     if mode == 'pair':  # float and search steps alternate: slow drifts of the machine cancel
         steps = {m: build_step(m, size) for m in ('float', 'search')}
         for step in steps.values():
             step()  # warm-up (and the quantizers' one-time calibration)
-        rounds = [{m: timed(step) for m, step in steps.items()} for _ in range(iters)]
+        faults = {m: [] for m in steps}
+        rounds = [{m: timed(step, faults[m]) for m, step in steps.items()}
+                  for _ in range(iters)]
         print(json.dumps(dict(
-            mode=mode, rounds=rounds,
+            mode=mode, rounds=rounds, minor_page_faults=faults,
             time_ratio=statistics.median(r['search'] / r['float'] for r in rounds),
             seconds={m: statistics.median(r[m] for r in rounds) for m in steps})))
         return
@@ -138,12 +148,9 @@ def worker(mode, size, iters, threads):
                           rss_before_steps_mb=before)))
 
 
-KEEP_FREED_MEMORY = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**40)}
-
-
 def run_worker(mode, args, iters):
     print(f'running {mode} ...', flush=True)
-    env = dict(os.environ, **(KEEP_FREED_MEMORY if args.keep_freed_memory else {}))
+    env = dict(os.environ, BPNAS_MM_KEEP_FREED_MEMORY='0' if args.default_malloc else '1')
     out = subprocess.run([sys.executable, __file__, '--worker', mode, '--iters', str(iters),
                           '--threads', str(args.threads), '--size', *map(str, args.size)],
                          capture_output=True, text=True, cwd=ROOT, env=env)
@@ -162,8 +169,8 @@ def main(argv=None):
     p.add_argument('--mem-iters', type=int, default=1,
                    help='timed steps of each memory process (after its warm-up)')
     p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--keep-freed-memory', action='store_true',
-                   help="glibc keeps freed memory (see above); both modes")
+    p.add_argument('--default-malloc', action='store_true',
+                   help="glibc's default malloc settings (see above); both modes")
     p.add_argument('--json', help='also write the results here')
     p.add_argument('--worker', choices=['float', 'search', 'pair'], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -176,9 +183,12 @@ def main(argv=None):
     m_ratio = s['peak_rss_mb'] / f['peak_rss_mb']
     print(f'\nFaster R-CNN R50-FPN, {args.size[0]}x{args.size[1]}, batch 1, '
           f'{args.threads} threads, allocator: '
-          f'{"glibc keeping freed memory" if args.keep_freed_memory else "default"}')
+          f'{"glibc defaults" if args.default_malloc else "glibc keeping freed memory"}')
     print(f'time, {args.iters} interleaved rounds in one process (median): float '
           f'{pair["seconds"]["float"]:.2f} s/iter, search {pair["seconds"]["search"]:.2f} s/iter')
+    faults = {m: statistics.median(v) for m, v in pair['minor_page_faults'].items()}
+    print(f'minor page faults per iteration (median): float {faults["float"]:.0f}, '
+          f'search {faults["search"]:.0f}')
     for mode, r in results.items():
         print(f'{mode:>7} alone: peak RSS over the timed steps {r["peak_rss_mb"]:.0f} MB '
               f'(at their start {r["rss_before_steps_mb"]:.0f} MB; peak over the warm-up step '
@@ -193,7 +203,7 @@ def main(argv=None):
         with open(args.json, 'w') as fh:
             json.dump(dict(results=results, interleaved=pair, time_ratio=t_ratio,
                            memory_ratio=m_ratio, size=args.size, threads=args.threads,
-                           keep_freed_memory=args.keep_freed_memory), fh,
+                           keep_freed_memory=not args.default_malloc), fh,
                       indent=2)
 
 
