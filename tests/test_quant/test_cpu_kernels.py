@@ -1,5 +1,6 @@
 """The one-pass CPU kernels against the torch ops and float64 closed forms."""
 import os
+import sys
 
 import pytest
 import torch
@@ -74,8 +75,12 @@ def test_only_what_is_asked_is_computed_and_grad_x_can_reuse_the_gradient():
     assert grad_x is None and grad_alpha is not None and dot is not None
 
 
-def test_chunks_on_several_threads_give_the_single_thread_result():
-    x, g = sample(n=5 * cpu_kernels.MIN_CHUNK)
+@pytest.mark.parametrize('threads_kind', ['openmp', 'pool'])
+def test_chunks_on_several_threads_give_the_single_thread_result(threads_kind, monkeypatch):
+    monkeypatch.setenv('BPNAS_MM_KERNEL_THREADS', threads_kind)
+    if threads_kind == 'openmp' and cpu_kernels.openmp_team() is None:
+        pytest.skip('torch does not run on a loadable OpenMP runtime here')
+    x, g = sample(n=5 * cpu_kernels.MIN_CHUNK + 3)
     before = torch.get_num_threads()
     try:
         results = []
@@ -90,6 +95,14 @@ def test_chunks_on_several_threads_give_the_single_thread_result():
     assert torch.equal(q1, q3) and torch.equal(gx1, gx3)
     assert float(ga1) == pytest.approx(float(ga3), rel=1e-12)
     assert float(d1) == pytest.approx(float(d3), rel=1e-12)
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='/proc/self/maps')
+def test_kernels_run_on_the_openmp_runtime_torch_uses():
+    if 'parallel backend: OpenMP' not in torch.__config__.parallel_info():
+        pytest.skip('torch is not built with OpenMP here')
+    team = cpu_kernels.openmp_team()
+    assert team is not None and all(isinstance(a, int) and a > 0 for a in team)
 
 
 def test_scratch_buffer_is_reused_and_grows():
@@ -136,6 +149,7 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
     """A forked child inherits the pool object but none of its threads: a new pool
     is made when the process id changes (simulated here: a real fork of a process
     that has run OpenMP regions can hang in libgomp, whatever this module does)."""
+    monkeypatch.setenv('BPNAS_MM_KERNEL_THREADS', 'pool')
     x, _ = sample(n=4 * cpu_kernels.MIN_CHUNK)
     before = torch.get_num_threads()
     torch.set_num_threads(2)

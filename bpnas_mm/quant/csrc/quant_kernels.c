@@ -70,3 +70,58 @@ void bp_ste_backward(const float *g, const float *x, float *gx, int64_t n, float
     default: break;
     }
 }
+
+/* The same kernels run on the OpenMP thread team of the runtime torch uses
+ * (its GOMP_parallel, omp_get_thread_num and omp_get_num_threads, passed in by
+ * the caller): the threads that run torch's own ops, so no second pool of
+ * threads competes with them for the cores (a Python thread pool did: an
+ * OpenMP worker spinning after a convolution took the core the kernel's second
+ * thread needed). Each thread handles one contiguous chunk, 16-float aligned;
+ * thread k adds its sums into sums[4k .. 4k+3]. */
+typedef void (*bp_gomp_parallel_fn)(void (*fn)(void *), void *data, unsigned num_threads,
+                                    unsigned flags);
+typedef int (*bp_omp_int_fn)(void);
+
+struct bp_task {
+    int ste;  /* 0: bp_quantize, 1: bp_ste_backward */
+    const float *g, *x;
+    float *out;
+    int64_t n;
+    float lo, hi, k_in, k_out;
+    int want;
+    double *sums;
+    bp_omp_int_fn thread_num, num_threads;
+};
+
+static void bp_task_body(void *arg) {
+    const struct bp_task *t = (const struct bp_task *)arg;
+    const int64_t id = t->thread_num(), nt = t->num_threads();
+    int64_t step = (t->n + nt - 1) / nt;
+    step = (step + 15) / 16 * 16;
+    const int64_t start = id * step;
+    if (start >= t->n)
+        return;
+    const int64_t count = t->n - start < step ? t->n - start : step;
+    if (t->ste)
+        bp_ste_backward(t->g + start, t->x + start, t->out ? t->out + start : 0, count, t->lo,
+                        t->hi, t->k_in, t->k_out, t->want, t->sums + 4 * id);
+    else
+        bp_quantize(t->x + start, t->out + start, count, t->lo, t->hi, t->k_in, t->k_out);
+}
+
+void bp_quantize_team(void *parallel, void *thread_num, void *num_threads, unsigned threads,
+                      const float *x, float *out, int64_t n, float lo, float hi, float k_in,
+                      float k_out) {
+    struct bp_task t = {0, 0, x, out, n, lo, hi, k_in, k_out, 0, 0,
+                        (bp_omp_int_fn)thread_num, (bp_omp_int_fn)num_threads};
+    ((bp_gomp_parallel_fn)parallel)(bp_task_body, &t, threads, 0);
+}
+
+/* sums: 4 * threads doubles, zeroed by the caller. */
+void bp_ste_backward_team(void *parallel, void *thread_num, void *num_threads, unsigned threads,
+                          const float *g, const float *x, float *gx, int64_t n, float lo,
+                          float hi, float k_in, float k_out, int want, double *sums) {
+    struct bp_task t = {1, g, x, gx, n, lo, hi, k_in, k_out, want, sums,
+                        (bp_omp_int_fn)thread_num, (bp_omp_int_fn)num_threads};
+    ((bp_gomp_parallel_fn)parallel)(bp_task_body, &t, threads, 0);
+}
