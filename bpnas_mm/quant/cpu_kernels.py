@@ -18,8 +18,9 @@ them; where torch does not use OpenMP, or with ``BPNAS_MM_KERNEL_THREADS=pool``,
 on a Python thread pool (ctypes releases the GIL). Session 6 measured the
 pool's cost: an OpenMP worker still spinning after a convolution took the core
 the pool's thread needed, so a fused quantize + 1x1 conv on a 256x100x168 map
-took 6.0 ms where the two alone took 3.5 + 0.8 ms. Nothing here is required: without a compiler, for CUDA, non-float32 or non-contiguous
-tensors, or with ``BPNAS_MM_CPU_KERNELS=0``, the callers use torch ops.
+took 6.0 ms where the two alone took 3.5 + 0.8 ms. Nothing here is required:
+without a compiler, for CUDA, non-float32 or non-contiguous tensors, or with
+``BPNAS_MM_CPU_KERNELS=0``, the callers use torch ops.
 """
 import ctypes
 import hashlib
