@@ -5,9 +5,10 @@ threshold (at most 32 MB) with a fresh ``mmap`` and gives them back with
 ``munmap`` when freed, so every such tensor of every training step (a
 Faster R-CNN P2 map at 800x1333 is 69 MB, and oneDNN allocates reorder
 copies of them) starts as untouched pages, one page fault per 4 KB on first
-write. Measured (session 6, ``tools/benchmark/bench_detection.py``, 2 CPU
-threads): a float R50-FPN training step 8.0-8.7 s with freed memory kept,
-10.9-11.7 s without; the search iteration 15.8-17.8 s against 23.4-24.4 s.
+write. Measured (session 6, ``tools/benchmark/bench_detection.py`` with and
+without ``--default-malloc``, 2 CPU threads, medians of 7 rounds): a float
+R50-FPN training step 7.9-8.0 s with freed memory kept, 9.2 s without; the
+search iteration 15.1 s against 20.0 s (page faults 0 against 2.1 M).
 
 :func:`keep_freed_memory` asks glibc to serve every allocation from its heap
 (``M_MMAP_MAX = 0``) and never to return freed heap memory to the system
