@@ -1,0 +1,70 @@
+"""Export a quantized (retrained) model as a standard ONNX integer (QDQ) graph.
+
+    python tools/deploy/export_onnx.py CONFIG CHECKPOINT --out work_dirs/deploy/NAME
+        [--mixed-precision FILE] [--shape H W] [--batch N] [--dynamic-batch]
+        [--calibrate] [--float] [--cfg-options key=value ...]
+
+CONFIG is a retrain config (``type='bpnas_mm.QuantModel'``); CHECKPOINT a
+retrain checkpoint, a search (supernet) checkpoint with ``--mixed-precision``,
+or a float checkpoint with ``--calibrate`` (the quantizers' clips are then set
+from one test batch, and the calibrated state is saved as
+``OUT/calibrated.pth`` for ``verify_onnx.py``). Writes ``OUT/model.onnx`` and
+its sidecar ``OUT/model.json``. Classifiers only for now (see README).
+"""
+import argparse
+import os.path as osp
+
+import torch
+from mmengine.config import DictAction
+
+import bpnas_mm  # noqa: F401  (registers the plugin)
+from bpnas_mm.deploy.loading import calibrate, check_writable, load_quant_model
+from bpnas_mm.deploy.onnx_export import export_onnx
+from bpnas_mm.deploy.qdq_layers import ExportError
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='Export a quantized model to ONNX (QDQ)')
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('--out', required=True, help='output directory')
+    p.add_argument('--mixed-precision', help='mixed-precision file (overrides the config\'s)')
+    p.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
+                   help='input size (default: the config\'s bops.input_shape)')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--dynamic-batch', action='store_true')
+    p.add_argument('--calibrate', action='store_true',
+                   help='set uncalibrated clips from one test batch first')
+    p.add_argument('--float', action='store_true', help='export the float model instead')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return p.parse_args()
+
+
+def main():
+    args = parse_args()
+    check_writable(args.out)
+    if args.batch < 1:
+        raise SystemExit(f'--batch must be >= 1, got {args.batch}')
+    cfg, model, kind = load_quant_model(args.config, args.checkpoint, args.mixed_precision,
+                                        args.cfg_options)
+    if args.calibrate:
+        calibrate(cfg, model, 1)
+    shape = tuple(model.bops_cfg['input_shape'])
+    if args.shape:
+        shape = (shape[0],) + tuple(args.shape)
+    try:
+        sidecar = export_onnx(model, args.out, (args.batch,) + shape, quantized=not args.float,
+                              dynamic_batch=args.dynamic_batch,
+                              meta=dict(config=args.config, checkpoint=args.checkpoint,
+                                        checkpoint_kind=kind, calibrated=args.calibrate))
+    except ExportError as e:
+        raise SystemExit(f'export: {e}')
+    if args.calibrate:
+        torch.save({'state_dict': model.state_dict()}, osp.join(args.out, 'calibrated.pth'))
+    print(f'wrote {osp.join(args.out, "model.onnx")} ({len(sidecar["layers"])} quantized '
+          f'layers, {sidecar["int4_weights"]} int4 weight tensors, '
+          f'{sidecar["batch_norms_folded"]} batch norms folded) and model.json')
+
+
+if __name__ == '__main__':
+    main()
