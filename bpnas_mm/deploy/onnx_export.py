@@ -68,10 +68,10 @@ def graph_module(task: nn.Module, quantized: bool, qlayers: dict):
             layer = task.get_submodule(name)
             layer.w_bits = layer.a_bits = FLOAT_BITS
             layer.reshape_k = None
-    if task_kind(task) == 'classifier':
-        return ClassifierGraph(task), specs
-    from .detector_graph import DetectorGraph
-    return DetectorGraph(task), specs
+    if task_kind(task) != 'classifier':
+        raise SystemExit('export: the one-graph Faster R-CNN export (RPN, RoiAlign, NMS) is not '
+                         'implemented yet; classifiers (mmpretrain ImageClassifier) export')
+    return ClassifierGraph(task), specs
 
 
 def preprocess_info(data_preprocessor) -> dict:

@@ -10,17 +10,21 @@ from .graph_passes import widen_int4_weights
 
 
 def session(path: str, widen_int4: bool = True, threads: Optional[int] = None,
-            optimized_path: Optional[str] = None):
+            optimized_path: Optional[str] = None, optimize: bool = True):
     """An onnxruntime CPU session of ``path``.
 
     ``widen_int4``: hand the runtime int8 copies of int4 weight codes (the same
     codes): onnxruntime's CPU ``QLinearConv`` takes 8-bit weights only, so
     with int4 initializers it keeps those convolutions in float.
+    ``optimize=False``: no graph rewrites, so the graph's own arithmetic runs
+    (the integer kernels that the rewrites bring round differently).
     """
     import onnxruntime as ort
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
     model = path

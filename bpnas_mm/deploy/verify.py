@@ -9,10 +9,10 @@ from .runtime import session
 
 @torch.no_grad()
 def classifier_parity(cfg, model, onnx_path: str, max_batches: Optional[int] = None,
-                      widen_int4: bool = True) -> dict:
+                      widen_int4: bool = True, optimize: bool = True) -> dict:
     """Top-1 of both on the config's test set and their per-image agreement."""
     from mmengine.runner import Runner
-    sess = session(onnx_path, widen_int4=widen_int4)
+    sess = session(onnx_path, widen_int4=widen_int4, optimize=optimize)
     loader = Runner.build_dataloader(cfg.test_dataloader)
     n = ref_correct = ort_correct = agree = 0
     max_abs = 0.0
