@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from onnx import numpy_helper
 
-import bpnas_mm  # noqa: F401
+import bpnas_mm  # noqa: F401  (registers the plugin)
 from bpnas_mm.deploy.loading import check_writable
 from bpnas_mm.deploy.onnx_export import export_onnx, graph_module
 from bpnas_mm.deploy.qdq_layers import ExportError, weight_codes

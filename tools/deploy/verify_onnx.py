@@ -14,7 +14,7 @@ import os.path as osp
 import onnx
 from mmengine.config import DictAction
 
-import bpnas_mm  # noqa: F401
+import bpnas_mm  # noqa: F401  (registers the plugin)
 from bpnas_mm.deploy.loading import load_quant_model
 from bpnas_mm.deploy.runtime import fused_ops
 from bpnas_mm.deploy.verify import classifier_parity
