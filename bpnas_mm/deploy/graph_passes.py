@@ -150,45 +150,51 @@ def _weight_dq_nodes(g: _Graph) -> Iterable[Tuple[onnx.NodeProto, onnx.NodeProto
                 yield n, dq
 
 
-def narrow_weights(model: onnx.ModelProto, w_bits_of_node: Dict[str, int]) -> int:
+def narrow_weights(model: onnx.ModelProto, w_bits_of_weight: Dict[str, int]) -> int:
     """Store the weight codes of the layers with ``w_bits <= 4`` as int4.
 
-    ``w_bits_of_node`` maps the Conv/Gemm/MatMul node name to its layer's
-    weight width. Returns the number of initializers narrowed.
+    ``w_bits_of_weight`` maps a weight initializer's name to its layer's
+    width. Every ``DequantizeLinear`` of a narrowed initializer (a layer run
+    several times, such as an RPN conv shared by the FPN levels, has one per
+    call) gets an int4 zero point. Returns the number of initializers narrowed.
     """
     g = _Graph(model)
     narrowed = 0
-    for node, dq in list(_weight_dq_nodes(g)):
-        bits = w_bits_of_node.get(node.name)
-        if bits is None or bits > 4 or g.inits[dq.input[0]].data_type != TensorProto.INT8:
+    for _, dq in list(_weight_dq_nodes(g)):
+        bits = w_bits_of_weight.get(dq.input[0])
+        if bits is None or bits > 4:
             continue
-        codes = g.array(dq.input[0])
-        limit = 2 ** (bits - 1)
-        if codes.min() < -limit or codes.max() >= limit:
-            raise ValueError(f'{node.name}: weight codes {codes.min()}..{codes.max()} do not fit '
-                             f'w_bits={bits}')
-        _set_int_type(g, dq.input[0], TensorProto.INT4)
+        if g.inits[dq.input[0]].data_type == TensorProto.INT8:
+            codes = g.array(dq.input[0])
+            limit = 2 ** (bits - 1)
+            if codes.min() < -limit or codes.max() >= limit:
+                raise ValueError(f'{dq.input[0]}: weight codes {codes.min()}..{codes.max()} do '
+                                 f'not fit w_bits={bits}')
+            _set_int_type(g, dq.input[0], TensorProto.INT4)
+            narrowed += 1
         _own_zero_point(g, dq, ml_dtypes.int4)
-        narrowed += 1
     return narrowed
 
 
 def widen_int4_weights(model: onnx.ModelProto) -> int:
     """Store int4 weight codes (and their zero points) as int8; returns how many."""
     g = _Graph(model)
-    widened = 0
+    widened, done = 0, set()
     for _, dq in list(_weight_dq_nodes(g)):
-        if g.inits[dq.input[0]].data_type != TensorProto.INT4:
+        if dq.input[0] not in done and g.inits[dq.input[0]].data_type != TensorProto.INT4:
             continue
-        _set_int_type(g, dq.input[0], TensorProto.INT8)
+        if dq.input[0] not in done:
+            _set_int_type(g, dq.input[0], TensorProto.INT8)
+            done.add(dq.input[0])
+            widened += 1
         _own_zero_point(g, dq, np.int8)
-        widened += 1
     return widened
 
 
 def weight_layers(model: onnx.ModelProto, prefix: str = '') -> Dict[str, dict]:
     """Layer name -> its nodes, for weights named ``<prefix><layer>.weight_codes``
-    (the initializer names :class:`~bpnas_mm.deploy.qdq_layers.QDQConv2d` exports)."""
+    (the initializer names :class:`~bpnas_mm.deploy.qdq_layers.QDQConv2d` exports).
+    A layer called several times has several op and dequantize nodes."""
     g = _Graph(model)
     out = {}
     for node, dq in _weight_dq_nodes(g):
@@ -197,8 +203,11 @@ def weight_layers(model: onnx.ModelProto, prefix: str = '') -> Dict[str, dict]:
             continue
         name = weight[len(prefix):-len('.weight_codes')]
         scale = g.array(dq.input[1])
-        out[name] = dict(op_node=node.name, dequantize_node=dq.name, weight=weight,
-                         per_channel=bool(scale is not None and scale.ndim == 1))
+        entry = out.setdefault(name, dict(op_nodes=[], dequantize_nodes=[], weight=weight,
+                                          per_channel=False))
+        entry['op_nodes'].append(node.name)
+        entry['dequantize_nodes'].append(dq.name)
+        entry['per_channel'] |= bool(scale is not None and scale.ndim == 1)
     return out
 
 

@@ -20,22 +20,29 @@ from typing import Dict, Optional, Sequence
 
 import onnx
 import torch
-from onnx import version_converter
+from onnx import numpy_helper, version_converter
 from torch import nn
 
 from ..quant.bits import FLOAT_BITS
+from .detector_graph import DetectorGraph, FeatureGraph
 from .graph_passes import (fold_batch_norms, inline_constant_identities, narrow_weights,
                            prune_initializers, weight_layers)
-from .qdq_layers import IntegerSpec, to_qdq
+from .qdq_layers import ExportError, IntegerSpec, to_qdq
 
 TORCHSCRIPT_OPSET = 20
 OPSET = 21  # int4 tensors
 SIDECAR_FORMAT = 'bpnas_mm.onnx_quant'
 WRAPPER_PREFIX = 'task.'
+EXTRA_INPUTS = {
+    'img_shape': '(2,) float32: (h, w) of the resized image inside the zero-padded input; '
+                 'boxes are clipped to it (default: the input size)',
+    'scale_factor': '(2,) float32: (w_scale, h_scale) of the resize from the original image; '
+                    'boxes are divided by it (default: 1, 1)'}
 
 
 class ClassifierGraph(nn.Module):
     """Normalized image batch in, logits out (mmpretrain's ``mode='tensor'``)."""
+    input_names = ('input',)
     output_names = ('logits',)
 
     def __init__(self, task: nn.Module):
@@ -57,8 +64,14 @@ def task_kind(task: nn.Module) -> str:
                      f'ImageClassifier, mmdet two-stage detectors (Faster R-CNN)')
 
 
-def graph_module(task: nn.Module, quantized: bool, qlayers: dict):
-    """``(module to export, name -> IntegerSpec)`` for a deep copy of ``task``."""
+GRAPHS = ('full', 'features')
+
+
+def graph_module(task: nn.Module, quantized: bool, qlayers: dict, graph: str = 'full'):
+    """``(module to export, name -> IntegerSpec)`` for a deep copy of ``task``.
+
+    ``graph='features'``: a detector's backbone + neck only.
+    """
     task = copy.deepcopy(task).eval()
     specs: Dict[str, IntegerSpec] = {}
     if quantized:
@@ -68,10 +81,25 @@ def graph_module(task: nn.Module, quantized: bool, qlayers: dict):
             layer = task.get_submodule(name)
             layer.w_bits = layer.a_bits = FLOAT_BITS
             layer.reshape_k = None
-    if task_kind(task) != 'classifier':
-        raise SystemExit('export: the one-graph Faster R-CNN export (RPN, RoiAlign, NMS) is not '
-                         'implemented yet; classifiers (mmpretrain ImageClassifier) export')
+    if task_kind(task) == 'detector':
+        return (FeatureGraph(task) if graph == 'features' else DetectorGraph(task)), specs
     return ClassifierGraph(task), specs
+
+
+def example_inputs(kind: str, input_shape: Sequence[int]) -> tuple:
+    """The tensors the graph is traced with (a detector's extra inputs: the image
+    fills the whole input, no resize)."""
+    x = torch.zeros(tuple(input_shape))
+    if kind in ('classifier', 'features'):
+        return (x,)
+    return x, torch.tensor([float(s) for s in input_shape[2:]]), torch.ones(2)
+
+
+def _input_defaults(graph: onnx.ModelProto, inputs: tuple, names: Sequence[str]) -> None:
+    """Give every graph input after the first its traced value as a default
+    (an initializer of the same name), so the image alone runs the graph."""
+    for name, value in zip(names[1:], inputs[1:]):
+        graph.graph.initializer.append(numpy_helper.from_array(value.numpy(), name))
 
 
 def preprocess_info(data_preprocessor) -> dict:
@@ -86,16 +114,20 @@ def preprocess_info(data_preprocessor) -> dict:
     return out
 
 
-def _layer_entries(model: onnx.ModelProto, specs: Dict[str, IntegerSpec]) -> Dict[str, dict]:
+def _layer_entries(model: onnx.ModelProto, specs: Dict[str, IntegerSpec],
+                   partial: bool = False) -> Dict[str, dict]:
+    """Sidecar entries of the quantized layers (``partial``: of those in the graph)."""
     nodes = weight_layers(model, WRAPPER_PREFIX)
     entries = {}
     for name, spec in specs.items():
         info = nodes.get(name)
+        if info is None and partial:
+            continue
         if info is None:
             raise RuntimeError(f'layer {name!r} was not found in the exported graph')
         entries[name] = dict(
-            op_node=info['op_node'], weight_initializer=info['weight'],
-            weight_dequantize_node=info['dequantize_node'], kind=spec.kind,
+            op_nodes=info['op_nodes'], weight_initializer=info['weight'],
+            weight_dequantize_nodes=info['dequantize_nodes'], kind=spec.kind,
             w_bits=spec.w_bits, w_container=spec.w_container, w_scale=spec.w_scale,
             w_scale_per_channel_after_bn_fold=info['per_channel'],
             a_bits=spec.a_bits, a_container=spec.a_container, a_signed=spec.a_signed,
@@ -106,30 +138,44 @@ def _layer_entries(model: onnx.ModelProto, specs: Dict[str, IntegerSpec]) -> Dic
 
 
 def export_onnx(model, out_dir: str, input_shape: Sequence[int], quantized: bool = True,
-                dynamic_batch: bool = False, meta: Optional[dict] = None) -> dict:
+                dynamic_batch: bool = False, meta: Optional[dict] = None,
+                graph: str = 'full') -> dict:
     """Write ``out_dir/model.onnx`` and ``out_dir/model.json`` for a ``QuantModel``.
 
-    ``input_shape`` is ``(N, C, H, W)`` of the (normalized) image input.
+    ``input_shape`` is ``(N, C, H, W)`` of the (normalized) image input;
+    ``graph``: 'full', or 'features' (a detector's backbone + neck).
     Returns the sidecar dict.
     """
-    module, specs = graph_module(model.architecture, quantized, model.qlayers)
+    if graph not in GRAPHS:
+        raise ExportError(f'graph={graph!r}; allowed: {GRAPHS}')
     kind = task_kind(model.architecture)
-    x = torch.zeros(tuple(input_shape))
+    if kind != 'detector' and graph != 'full':
+        raise ExportError(f'graph={graph!r} is for detectors; a {kind} exports graph=\'full\'')
+    if kind == 'detector' and graph == 'features':
+        kind = 'features'
+    if kind == 'detector' and (input_shape[0] != 1 or dynamic_batch):
+        raise ExportError(f'a detector graph takes one image: input batch {input_shape[0]}, '
+                          f'dynamic_batch={dynamic_batch}; allowed: batch 1, dynamic_batch=False')
+    module, specs = graph_module(model.architecture, quantized, model.qlayers, graph)
+    inputs = example_inputs(kind, input_shape)
+    names = list(module.input_names)
     parent = osp.dirname(osp.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.export_', dir=parent)
     try:
         raw = osp.join(tmp, 'raw.onnx')
-        axes = {'input': {0: 'batch'}, module.output_names[0]: {0: 'batch'}} if dynamic_batch \
-            else None
-        torch.onnx.export(module, (x,), raw, dynamo=False, opset_version=TORCHSCRIPT_OPSET,
-                          input_names=['input'], output_names=list(module.output_names),
+        axes = {name: {0: 'batch'} for name in ('input',) + tuple(module.output_names)} \
+            if dynamic_batch else None
+        torch.onnx.export(module, inputs, raw, dynamo=False, opset_version=TORCHSCRIPT_OPSET,
+                          input_names=names, output_names=list(module.output_names),
                           dynamic_axes=axes, do_constant_folding=True)
         graph = version_converter.convert_version(onnx.load(raw), OPSET)
+        _input_defaults(graph, inputs, names)
         inline_constant_identities(graph)
         folded = fold_batch_norms(graph)
-        entries = _layer_entries(graph, specs) if quantized else {}
-        narrowed = narrow_weights(graph, {e['op_node']: e['w_bits'] for e in entries.values()})
+        entries = _layer_entries(graph, specs, kind == 'features') if quantized else {}
+        narrowed = narrow_weights(graph, {e['weight_initializer']: e['w_bits']
+                                       for e in entries.values()})
         prune_initializers(graph)
         onnx.checker.check_model(graph)
         os.remove(raw)
@@ -138,6 +184,7 @@ def export_onnx(model, out_dir: str, input_shape: Sequence[int], quantized: bool
             format=SIDECAR_FORMAT, version=1, task=kind, quantized=quantized, opset=OPSET,
             input=dict(name='input', shape=list(input_shape), dynamic_batch=dynamic_batch,
                        layout='NCHW, normalized', **preprocess_info(model.data_preprocessor)),
+            extra_inputs=EXTRA_INPUTS if kind == 'detector' else {},
             outputs=list(module.output_names), batch_norms_folded=folded,
             int4_weights=narrowed, layers=entries, **(meta or {}))
         with open(osp.join(tmp, 'model.json'), 'w') as f:

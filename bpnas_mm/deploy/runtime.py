@@ -6,7 +6,7 @@ from typing import Optional
 
 import onnx
 
-from .graph_passes import widen_int4_weights
+from .graph_passes import prune_initializers, widen_int4_weights
 
 
 def session(path: str, widen_int4: bool = True, threads: Optional[int] = None,
@@ -31,6 +31,7 @@ def session(path: str, widen_int4: bool = True, threads: Optional[int] = None,
     if widen_int4:
         graph = onnx.load(path)
         if widen_int4_weights(graph):
+            prune_initializers(graph)
             model = graph.SerializeToString()
     return ort.InferenceSession(model, opts, providers=['CPUExecutionProvider'])
 

@@ -1,4 +1,4 @@
-"""Parity of an exported classifier: onnxruntime against the PyTorch fake-quant model."""
+"""Parity of an exported model: onnxruntime against the PyTorch fake-quant model."""
 from typing import Optional
 
 import numpy as np
@@ -31,3 +31,99 @@ def classifier_parity(cfg, model, onnx_path: str, max_batches: Optional[int] = N
         max_abs = max(max_abs, float(np.abs(out - ref.numpy()).max()))
     return dict(images=n, top1_pytorch=100.0 * ref_correct / n, top1_onnx=100.0 * ort_correct / n,
                 agreement=100.0 * agree / n, max_abs_logit_diff=max_abs)
+
+
+def pad_to(inputs: torch.Tensor, hw) -> torch.Tensor:
+    """Zero-pad a normalized (1, 3, h, w) batch at the bottom/right to the graph's size."""
+    h, w = inputs.shape[-2:]
+    if h > hw[0] or w > hw[1]:
+        raise SystemExit(f'an image of the test pipeline is {h}x{w} after resizing and padding, '
+                         f'larger than the exported input {hw[0]}x{hw[1]}; export with '
+                         f'--shape covering the pipeline\'s largest size')
+    return torch.nn.functional.pad(inputs, (0, hw[1] - w, 0, hw[0] - h))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of (n, 4) and (m, 4) x1 y1 x2 y2 boxes."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-12)
+
+
+def match_detections(ref: dict, out: dict, min_iou: float = 0.9) -> dict:
+    """Greedy one-to-one matching (same label, IoU >= ``min_iou``, by decreasing score)."""
+    iou = box_iou(ref['bboxes'], out['bboxes'])
+    same = ref['labels'][:, None] == out['labels'][None, :]
+    iou = np.where(same, iou, 0.0)
+    used = np.zeros(len(out['bboxes']), bool)
+    matched, score_diff, box_diff = 0, 0.0, 0.0
+    for i in range(len(ref['bboxes'])):
+        cand = np.where(~used & (iou[i] >= min_iou))[0] if iou.shape[1] else []
+        if len(cand):
+            j = cand[np.argmax(iou[i, cand])]
+            used[j] = True
+            matched += 1
+            score_diff = max(score_diff, abs(float(ref['scores'][i] - out['scores'][j])))
+            box_diff = max(box_diff, float(np.abs(ref['bboxes'][i] - out['bboxes'][j]).max()))
+    return dict(ref=len(ref['bboxes']), out=len(out['bboxes']), matched=matched,
+                max_score_diff=score_diff, max_box_diff=box_diff)
+
+
+@torch.no_grad()
+def detector_parity(cfg, model, onnx_path: str, input_hw, max_batches: Optional[int] = None,
+                    widen_int4: bool = True, optimize: bool = True) -> dict:
+    """CocoMetric bbox mAP of onnxruntime and of the PyTorch model on the same padded
+    inputs, and their detections matched one to one."""
+    import copy
+
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+    from mmengine.structures import InstanceData
+    sess = session(onnx_path, widen_int4=widen_int4, optimize=optimize)
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    evaluators = {k: Evaluator(copy.deepcopy(cfg.test_evaluator)) for k in ('pytorch', 'onnx')}
+    for e in evaluators.values():
+        e.dataset_meta = loader.dataset.metainfo
+    totals = dict(ref=0, out=0, matched=0, max_score_diff=0.0, max_box_diff=0.0)
+    images = 0
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        data = model.data_preprocessor(batch, False)
+        inputs = pad_to(data['inputs'], input_hw)
+        samples = data['data_samples']
+        if len(samples) != 1:
+            raise SystemExit('verify: the detector graph takes one image; set '
+                             'test_dataloader.batch_size=1')
+        for s in samples:
+            s.set_metainfo(dict(batch_input_shape=tuple(input_hw), pad_shape=tuple(input_hw)))
+        ref = model.architecture.predict(inputs, copy.deepcopy(samples))
+        meta = samples[0].metainfo
+        feeds = {'input': inputs.numpy(),
+                 'img_shape': np.array(meta['img_shape'][:2], np.float32),
+                 'scale_factor': np.array(meta['scale_factor'], np.float32)}
+        boxes, scores, labels = sess.run(['boxes', 'scores', 'labels'], feeds)
+        out = copy.deepcopy(samples[0])
+        out.pred_instances = InstanceData(bboxes=torch.from_numpy(boxes),
+                                          scores=torch.from_numpy(scores),
+                                          labels=torch.from_numpy(labels))
+        evaluators['pytorch'].process(ref, batch)
+        evaluators['onnx'].process([out], batch)
+        r = ref[0].pred_instances
+        m = match_detections(dict(bboxes=r.bboxes.numpy(), scores=r.scores.numpy(),
+                                  labels=r.labels.numpy()),
+                             dict(bboxes=boxes, scores=scores, labels=labels))
+        for k in ('ref', 'out', 'matched'):
+            totals[k] += m[k]
+        for k in ('max_score_diff', 'max_box_diff'):
+            totals[k] = max(totals[k], m[k])
+        images += 1
+    maps = {k: e.evaluate(images) for k, e in evaluators.items()}
+    return dict(images=images, input_hw=list(input_hw),
+                bbox_mAP_pytorch=maps['pytorch']['coco/bbox_mAP'],
+                bbox_mAP_onnx=maps['onnx']['coco/bbox_mAP'],
+                detections_pytorch=totals['ref'], detections_onnx=totals['out'],
+                matched=totals['matched'], max_score_diff=totals['max_score_diff'],
+                max_box_diff=totals['max_box_diff'])
