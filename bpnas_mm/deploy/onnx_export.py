@@ -16,6 +16,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
+import warnings
 from typing import Dict, Optional, Sequence
 
 import onnx
@@ -166,9 +167,12 @@ def export_onnx(model, out_dir: str, input_shape: Sequence[int], quantized: bool
         raw = osp.join(tmp, 'raw.onnx')
         axes = {name: {0: 'batch'} for name in ('input',) + tuple(module.output_names)} \
             if dynamic_batch else None
-        torch.onnx.export(module, inputs, raw, dynamo=False, opset_version=TORCHSCRIPT_OPSET,
-                          input_names=names, output_names=list(module.output_names),
-                          dynamic_axes=axes, do_constant_folding=True)
+        with warnings.catch_warnings():  # shapes are fixed: the traced constants are right
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            torch.onnx.export(module, inputs, raw, dynamo=False,
+                              opset_version=TORCHSCRIPT_OPSET, input_names=names,
+                              output_names=list(module.output_names), dynamic_axes=axes,
+                              do_constant_folding=True)
         graph = version_converter.convert_version(onnx.load(raw), OPSET)
         _input_defaults(graph, inputs, names)
         inline_constant_identities(graph)

@@ -71,22 +71,37 @@ def match_detections(ref: dict, out: dict, min_iou: float = 0.9) -> dict:
                 max_score_diff=score_diff, max_box_diff=box_diff)
 
 
+def _dets(boxes, scores, labels) -> dict:
+    return dict(bboxes=np.asarray(boxes), scores=np.asarray(scores), labels=np.asarray(labels))
+
+
+def _add(totals: dict, m: dict) -> None:
+    for k in ('ref', 'out', 'matched'):
+        totals[k] = totals.get(k, 0) + m[k]
+    for k in ('max_score_diff', 'max_box_diff'):
+        totals[k] = max(totals.get(k, 0.0), m[k])
+
+
 @torch.no_grad()
 def detector_parity(cfg, model, onnx_path: str, input_hw, max_batches: Optional[int] = None,
                     widen_int4: bool = True, optimize: bool = True) -> dict:
-    """CocoMetric bbox mAP of onnxruntime and of the PyTorch model on the same padded
-    inputs, and their detections matched one to one."""
+    """CocoMetric bbox mAP of onnxruntime and of the PyTorch model (mmdet's predict)
+    on the same padded inputs, and the detections matched one to one against
+    mmdet's predict and against the export graph run in PyTorch."""
     import copy
 
     from mmengine.evaluator import Evaluator
     from mmengine.runner import Runner
     from mmengine.structures import InstanceData
+
+    from .onnx_export import graph_module
     sess = session(onnx_path, widen_int4=widen_int4, optimize=optimize)
+    graph, _ = graph_module(model.architecture, True, model.qlayers)
     loader = Runner.build_dataloader(cfg.test_dataloader)
     evaluators = {k: Evaluator(copy.deepcopy(cfg.test_evaluator)) for k in ('pytorch', 'onnx')}
     for e in evaluators.values():
         e.dataset_meta = loader.dataset.metainfo
-    totals = dict(ref=0, out=0, matched=0, max_score_diff=0.0, max_box_diff=0.0)
+    vs_predict, vs_graph = {}, {}
     images = 0
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
@@ -97,33 +112,26 @@ def detector_parity(cfg, model, onnx_path: str, input_hw, max_batches: Optional[
         if len(samples) != 1:
             raise SystemExit('verify: the detector graph takes one image; set '
                              'test_dataloader.batch_size=1')
-        for s in samples:
-            s.set_metainfo(dict(batch_input_shape=tuple(input_hw), pad_shape=tuple(input_hw)))
+        samples[0].set_metainfo(dict(batch_input_shape=tuple(input_hw),
+                                     pad_shape=tuple(input_hw)))
         ref = model.architecture.predict(inputs, copy.deepcopy(samples))
         meta = samples[0].metainfo
-        feeds = {'input': inputs.numpy(),
-                 'img_shape': np.array(meta['img_shape'][:2], np.float32),
-                 'scale_factor': np.array(meta['scale_factor'], np.float32)}
-        boxes, scores, labels = sess.run(['boxes', 'scores', 'labels'], feeds)
+        img_shape = torch.tensor(meta['img_shape'][:2], dtype=torch.float32)
+        scale = torch.tensor(meta['scale_factor'], dtype=torch.float32)
+        outs = sess.run(['boxes', 'scores', 'labels'], {
+            'input': inputs.numpy(), 'img_shape': img_shape.numpy(),
+            'scale_factor': scale.numpy()})
         out = copy.deepcopy(samples[0])
-        out.pred_instances = InstanceData(bboxes=torch.from_numpy(boxes),
-                                          scores=torch.from_numpy(scores),
-                                          labels=torch.from_numpy(labels))
+        out.pred_instances = InstanceData(
+            **{k: torch.from_numpy(v) for k, v in zip(('bboxes', 'scores', 'labels'), outs)})
         evaluators['pytorch'].process(ref, batch)
         evaluators['onnx'].process([out], batch)
         r = ref[0].pred_instances
-        m = match_detections(dict(bboxes=r.bboxes.numpy(), scores=r.scores.numpy(),
-                                  labels=r.labels.numpy()),
-                             dict(bboxes=boxes, scores=scores, labels=labels))
-        for k in ('ref', 'out', 'matched'):
-            totals[k] += m[k]
-        for k in ('max_score_diff', 'max_box_diff'):
-            totals[k] = max(totals[k], m[k])
+        _add(vs_predict, match_detections(_dets(r.bboxes, r.scores, r.labels), _dets(*outs)))
+        _add(vs_graph, match_detections(_dets(*(t.numpy() for t in graph(
+            inputs, img_shape, scale))), _dets(*outs)))
         images += 1
-    maps = {k: e.evaluate(images) for k, e in evaluators.items()}
-    return dict(images=images, input_hw=list(input_hw),
-                bbox_mAP_pytorch=maps['pytorch']['coco/bbox_mAP'],
-                bbox_mAP_onnx=maps['onnx']['coco/bbox_mAP'],
-                detections_pytorch=totals['ref'], detections_onnx=totals['out'],
-                matched=totals['matched'], max_score_diff=totals['max_score_diff'],
-                max_box_diff=totals['max_box_diff'])
+    maps = {k: e.evaluate(images)['coco/bbox_mAP'] for k, e in evaluators.items()}
+    return dict(images=images, input_hw=list(input_hw), bbox_mAP_pytorch=maps['pytorch'],
+                bbox_mAP_onnx=maps['onnx'], matched_vs_mmdet_predict=vs_predict,
+                matched_vs_export_graph_in_pytorch=vs_graph)

@@ -9,7 +9,12 @@ retrain checkpoint, a search (supernet) checkpoint with ``--mixed-precision``,
 or a float checkpoint with ``--calibrate`` (the quantizers' clips are then set
 from one test batch, and the calibrated state is saved as
 ``OUT/calibrated.pth`` for ``verify_onnx.py``). Writes ``OUT/model.onnx`` and
-its sidecar ``OUT/model.json``. Classifiers only for now (see README).
+its sidecar ``OUT/model.json``. Classifiers (mmpretrain) export logits for a
+batch; two-stage detectors (mmdet Faster R-CNN) export as one graph from one
+padded image (plus optional ``img_shape`` and ``scale_factor`` inputs) to the
+final boxes, scores and labels. ``--shape`` defaults to the config's
+``bops.input_shape``; for a detector it must cover the test pipeline's largest
+padded image.
 """
 import argparse
 import os.path as osp

@@ -1,11 +1,16 @@
-"""Check an exported classifier with onnxruntime against the PyTorch fake-quant model.
+"""Check an exported model with onnxruntime against the PyTorch fake-quant model.
 
     python tools/deploy/verify_onnx.py CONFIG CHECKPOINT DEPLOY_DIR [--no-optimize]
         [--max-batches N] [--cfg-options key=value ...]
 
-Prints top-1 of both on the config's test set, their per-image agreement, the
-file sizes (against the ideal ``sum(params * w_bits) / 8``) and the op types
-onnxruntime runs after its optimizations (``QLinearConv``: integer kernels).
+Classifiers: top-1 of both on the config's test set and their per-image
+agreement. Detectors: CocoMetric bbox mAP of both on the config's test set,
+each image zero-padded to the graph's input size (the PyTorch model sees the
+same padded tensor), and the detections matched one to one (same label,
+IoU >= 0.9) against mmdet's predict and against the export graph run in
+PyTorch. Then the file size (against the ideal ``sum(params * w_bits) / 8``)
+and the op types onnxruntime runs after its optimizations (``QLinearConv``,
+``QGemm``: integer kernels).
 """
 import argparse
 import json
@@ -17,7 +22,7 @@ from mmengine.config import DictAction
 import bpnas_mm  # noqa: F401  (registers the plugin)
 from bpnas_mm.deploy.loading import load_quant_model
 from bpnas_mm.deploy.runtime import fused_ops
-from bpnas_mm.deploy.verify import classifier_parity
+from bpnas_mm.deploy.verify import classifier_parity, detector_parity
 
 
 def ideal_bytes(sidecar: dict, graph) -> float:
@@ -47,12 +52,20 @@ def main():
     for f in (path, meta):
         if not osp.isfile(f):
             raise SystemExit(f'deploy dir: {f} not found (run tools/deploy/export_onnx.py)')
-    sidecar = json.load(open(meta))
-    if sidecar.get('task') != 'classifier':
-        raise SystemExit(f'{meta}: task {sidecar.get("task")!r}; only classifiers are verified')
+    try:
+        sidecar = json.load(open(meta))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f'deploy dir: cannot read {meta}: {e}')
+    task = sidecar.get('task')
+    if task not in ('classifier', 'detector'):
+        raise SystemExit(f'{meta}: task {task!r}; verified: classifier, detector')
     cfg, model, _ = load_quant_model(args.config, args.checkpoint, None, args.cfg_options)
-    report = classifier_parity(cfg, model, path, args.max_batches,
-                               optimize=not args.no_optimize)
+    if task == 'classifier':
+        report = classifier_parity(cfg, model, path, args.max_batches,
+                                   optimize=not args.no_optimize)
+    else:
+        report = detector_parity(cfg, model, path, sidecar['input']['shape'][2:],
+                                 args.max_batches, optimize=not args.no_optimize)
     report['onnx_bytes'] = osp.getsize(path)
     report['ideal_weight_bytes'] = ideal_bytes(sidecar, onnx.load(path))
     report['runtime_ops'] = dict(fused_ops(path))
