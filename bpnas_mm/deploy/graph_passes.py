@@ -235,3 +235,4 @@ def inline_constant_identities(model: onnx.ModelProto) -> int:
     for n in dead:
         g.graph.node.remove(n)
     return len(dead)
+

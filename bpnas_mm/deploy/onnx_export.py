@@ -17,7 +17,7 @@ import os.path as osp
 import shutil
 import tempfile
 import warnings
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import onnx
 import torch
@@ -29,6 +29,7 @@ from .detector_graph import DetectorGraph, FeatureGraph
 from .graph_passes import (fold_batch_norms, inline_constant_identities, narrow_weights,
                            prune_initializers, weight_layers)
 from .qdq_layers import ExportError, IntegerSpec, to_qdq
+from .requantize import requantize_outputs
 
 TORCHSCRIPT_OPSET = 20
 OPSET = 21  # int4 tensors
@@ -132,19 +133,23 @@ def _layer_entries(model: onnx.ModelProto, specs: Dict[str, IntegerSpec],
             w_bits=spec.w_bits, w_container=spec.w_container, w_scale=spec.w_scale,
             w_scale_per_channel_after_bn_fold=info['per_channel'],
             a_bits=spec.a_bits, a_container=spec.a_container, a_signed=spec.a_signed,
-            a_scale=spec.a_scale, a_zero_point=None if spec.a_scale is None else 0,
-            a_code_range=None if spec.a_qmin is None else [spec.a_qmin, spec.a_qmax],
+            a_scale=spec.a_scale, a_zero_point=spec.a_zero_point,
+            a_code_range=None if spec.a_qmin is None else [  # codes in the container
+                spec.a_qmin + spec.a_zero_point, spec.a_qmax + spec.a_zero_point],
             a_clip=spec.a_clip)
     return entries
 
 
 def export_onnx(model, out_dir: str, input_shape: Sequence[int], quantized: bool = True,
                 dynamic_batch: bool = False, meta: Optional[dict] = None,
-                graph: str = 'full') -> dict:
+                graph: str = 'full', requantize_feeds: Optional[Iterable[dict]] = None) -> dict:
     """Write ``out_dir/model.onnx`` and ``out_dir/model.json`` for a ``QuantModel``.
 
     ``input_shape`` is ``(N, C, H, W)`` of the (normalized) image input;
     ``graph``: 'full', or 'features' (a detector's backbone + neck).
+    ``requantize_feeds``: onnxruntime input dicts to calibrate the optional
+    8-bit requantization of unfused outputs (:mod:`.requantize`); None: the
+    graph computes what the fake-quant model computes.
     Returns the sidecar dict.
     """
     if graph not in GRAPHS:
@@ -181,6 +186,9 @@ def export_onnx(model, out_dir: str, input_shape: Sequence[int], quantized: bool
         narrowed = narrow_weights(graph, {e['weight_initializer']: e['w_bits']
                                        for e in entries.values()})
         prune_initializers(graph)
+        requantized = {}
+        if quantized and requantize_feeds is not None:
+            requantized = requantize_outputs(graph, requantize_feeds)
         onnx.checker.check_model(graph)
         os.remove(raw)
         onnx.save(graph, osp.join(tmp, 'model.onnx'))
@@ -190,7 +198,8 @@ def export_onnx(model, out_dir: str, input_shape: Sequence[int], quantized: bool
                        layout='NCHW, normalized', **preprocess_info(model.data_preprocessor)),
             extra_inputs=EXTRA_INPUTS if kind == 'detector' else {},
             outputs=list(module.output_names), batch_norms_folded=folded,
-            int4_weights=narrowed, layers=entries, **(meta or {}))
+            int4_weights=narrowed, layers=entries, requantized_outputs=requantized,
+            **(meta or {}))
         with open(osp.join(tmp, 'model.json'), 'w') as f:
             json.dump(sidecar, f, indent=1)
         if osp.isdir(out_dir):

@@ -14,12 +14,15 @@ arithmetic ONNX specifies) and export it (TorchScript exporter, through the
     x -> QuantizeLinear(s_a, zp) -> Clip(code range) -> DequantizeLinear -> Conv/Gemm
     codes -> DequantizeLinear(s_w, 0) ----------------------------------------^
 
-The integer ``Clip`` is there because a ``b``-bit activation uses fewer codes
-than its container (``[0, 2^b - 1]`` in ``uint8``, ``[-(2^(b-1) - 1), 2^(b-1) - 1]``
-in ``int8``); clamping integer codes to a range on the grid equals clamping
-the float input to the clip before rounding, which is what the fake quantizer
-does. It is left out when the container's own saturation is the range (8-bit
-unsigned).
+Activations are ``uint8``: unsigned inputs with zero point 0, signed ones
+with zero point 128 (code ``q + 128`` for the signed code ``q``; the same
+values as an ``int8`` container, and the form onnxruntime fuses into integer
+kernels on x86, where it does not fuse int8 activations). The integer
+``Clip`` is there because a ``b``-bit activation uses fewer codes than its
+container (``[0, 2^b - 1]``, or ``128 + [-(2^(b-1) - 1), 2^(b-1) - 1]``);
+clamping integer codes to a range on the grid equals clamping the float input
+to the clip before rounding, which is what the fake quantizer does. It is left
+out when the container's own saturation is the range (8-bit unsigned).
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -35,6 +38,8 @@ from ..quant.quantizer import num_steps
 
 #: widest integer width an ONNX export holds (int8 / uint8 containers)
 MAX_INT_BITS = 8
+#: zero point of signed activations in their uint8 container
+SIGNED_ZERO_POINT = 128
 
 
 class ExportError(ValueError):
@@ -63,9 +68,13 @@ class IntegerSpec:
 
     @property
     def a_container(self) -> Optional[str]:
+        return None if self.a_bits >= FLOAT_BITS else 'uint8'
+
+    @property
+    def a_zero_point(self) -> Optional[int]:
         if self.a_bits >= FLOAT_BITS:
             return None
-        return 'int8' if self.a_signed else 'uint8'
+        return SIGNED_ZERO_POINT if self.a_signed else 0
 
 
 def _check_width(name: str, field: str, bits: int) -> None:
@@ -133,25 +142,25 @@ def integer_spec(layer, name: str) -> IntegerSpec:
 
 
 # ---------------------------------------------------------------- export ops
-def _int_const(g, value: int, signed: bool):
-    dtype = torch.int8 if signed else torch.uint8
-    return g.op('Constant', value_t=torch.tensor(value, dtype=dtype))
+def _uint8_const(g, value: int):
+    return g.op('Constant', value_t=torch.tensor(value, dtype=torch.uint8))
 
 
 class QuantDequant(torch.autograd.Function):
-    """``DequantizeLinear(Clip(QuantizeLinear(x)))`` with a per-tensor scale."""
+    """``DequantizeLinear(Clip(QuantizeLinear(x)))``, per-tensor scale, uint8 container."""
 
     @staticmethod
-    def forward(ctx, x, scale, zero_point, qmin: int, qmax: int, signed: bool):
+    def forward(ctx, x, scale, zero_point, qmin: int, qmax: int):
         # ONNX: round half to even, saturate to the container; the Clip narrows it further
+        # (the zero point shifts codes and range alike, so it cancels here)
         return torch.round(x / scale).clamp_(qmin, qmax).mul_(scale)
 
     @staticmethod
-    def symbolic(g, x, scale, zero_point, qmin, qmax, signed):
+    def symbolic(g, x, scale, zero_point, qmin, qmax):
         q = g.op('QuantizeLinear', x, scale, zero_point)
-        container = (-128, 127) if signed else (0, 255)
-        if (qmin, qmax) != container:
-            q = g.op('Clip', q, _int_const(g, qmin, signed), _int_const(g, qmax, signed))
+        if (qmin, qmax) != (0, 255):
+            offset = SIGNED_ZERO_POINT if qmin < 0 else 0
+            q = g.op('Clip', q, _uint8_const(g, qmin + offset), _uint8_const(g, qmax + offset))
         return g.op('DequantizeLinear', q, scale, zero_point)
 
 
@@ -183,8 +192,8 @@ class _QDQMixin:
         s = self.spec
         if s.a_scale is not None:
             self.register_buffer('input_scale', torch.tensor(s.a_scale, dtype=torch.float32))
-            self.register_buffer('input_zero_point', torch.tensor(
-                0, dtype=torch.int8 if s.a_signed else torch.uint8))
+            self.register_buffer('input_zero_point', torch.tensor(s.a_zero_point,
+                                                                  dtype=torch.uint8))
 
     def qdq_weight(self) -> torch.Tensor:
         if self.spec.w_bits >= FLOAT_BITS:
@@ -195,7 +204,7 @@ class _QDQMixin:
         s = self.spec
         if s.a_scale is not None:
             return QuantDequant.apply(x, self.input_scale, self.input_zero_point, s.a_qmin,
-                                      s.a_qmax, bool(s.a_signed))
+                                      s.a_qmax)
         if s.a_clip is not None:  # 32 bits with a learned clip (distribution reshaping)
             return torch.clamp(x, -s.a_clip if s.a_signed else 0.0, s.a_clip)
         return x

@@ -21,6 +21,7 @@ def session(path: str, widen_int4: bool = True, threads: Optional[int] = None,
     """
     import onnxruntime as ort
     opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only (not the notes on serializing optimized graphs)
     if threads:
         opts.intra_op_num_threads = threads
     if not optimize:

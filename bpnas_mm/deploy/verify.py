@@ -43,6 +43,30 @@ def pad_to(inputs: torch.Tensor, hw) -> torch.Tensor:
     return torch.nn.functional.pad(inputs, (0, hw[1] - w, 0, hw[0] - h))
 
 
+def detector_feeds(inputs: torch.Tensor, meta: dict) -> dict:
+    """onnxruntime inputs of the detector graph for one preprocessed image."""
+    return {'input': inputs.numpy(),
+            'img_shape': np.array(meta['img_shape'][:2], np.float32),
+            'scale_factor': np.array(meta['scale_factor'], np.float32)}
+
+
+@torch.no_grad()
+def calibration_feeds(cfg, model, task: str, input_shape, batches: int):
+    """onnxruntime input dicts from ``batches`` batches of the config's test set
+    (detectors: one image each, zero-padded to the graph's size)."""
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    for i, batch in enumerate(loader):
+        if i >= batches:
+            break
+        data = model.data_preprocessor(batch, False)
+        if task == 'classifier':
+            yield {'input': data['inputs'].numpy()}
+        else:
+            inputs = pad_to(data['inputs'][:1], input_shape[2:])
+            yield detector_feeds(inputs, data['data_samples'][0].metainfo)
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix of (n, 4) and (m, 4) x1 y1 x2 y2 boxes."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -115,12 +139,8 @@ def detector_parity(cfg, model, onnx_path: str, input_hw, max_batches: Optional[
         samples[0].set_metainfo(dict(batch_input_shape=tuple(input_hw),
                                      pad_shape=tuple(input_hw)))
         ref = model.architecture.predict(inputs, copy.deepcopy(samples))
-        meta = samples[0].metainfo
-        img_shape = torch.tensor(meta['img_shape'][:2], dtype=torch.float32)
-        scale = torch.tensor(meta['scale_factor'], dtype=torch.float32)
-        outs = sess.run(['boxes', 'scores', 'labels'], {
-            'input': inputs.numpy(), 'img_shape': img_shape.numpy(),
-            'scale_factor': scale.numpy()})
+        feeds = detector_feeds(inputs, samples[0].metainfo)
+        outs = sess.run(['boxes', 'scores', 'labels'], feeds)
         out = copy.deepcopy(samples[0])
         out.pred_instances = InstanceData(
             **{k: torch.from_numpy(v) for k, v in zip(('bboxes', 'scores', 'labels'), outs)})
@@ -128,8 +148,9 @@ def detector_parity(cfg, model, onnx_path: str, input_hw, max_batches: Optional[
         evaluators['onnx'].process([out], batch)
         r = ref[0].pred_instances
         _add(vs_predict, match_detections(_dets(r.bboxes, r.scores, r.labels), _dets(*outs)))
-        _add(vs_graph, match_detections(_dets(*(t.numpy() for t in graph(
-            inputs, img_shape, scale))), _dets(*outs)))
+        ours = graph(inputs, torch.from_numpy(feeds['img_shape']),
+                     torch.from_numpy(feeds['scale_factor']))
+        _add(vs_graph, match_detections(_dets(*(t.numpy() for t in ours)), _dets(*outs)))
         images += 1
     maps = {k: e.evaluate(images)['coco/bbox_mAP'] for k, e in evaluators.items()}
     return dict(images=images, input_hw=list(input_hw), bbox_mAP_pytorch=maps['pytorch'],

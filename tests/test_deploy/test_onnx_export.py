@@ -114,3 +114,31 @@ def test_unwritable_output_is_refused(tmp_path):
     (tmp_path / 'file').write_text('')
     with pytest.raises(SystemExit, match='not a directory'):
         check_writable(str(tmp_path / 'file'))
+
+
+def test_requantized_outputs_let_the_runtime_fuse_every_conv(model, tmp_path):
+    from bpnas_mm.deploy.runtime import fused_ops, session
+    x = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    plain = str(tmp_path / 'plain')
+    export_onnx(model, plain, (1, 3, 32, 32), dynamic_batch=True)
+    out = str(tmp_path / 'requant')
+    sidecar = export_onnx(model, out, (1, 3, 32, 32), dynamic_batch=True,
+                          requantize_feeds=[{'input': x}])
+    req = sidecar['requantized_outputs']
+    # ResNet20: the 9 convs that feed a residual Add (plus the stem, read by the first
+    # block's conv and its identity path) get an 8-bit Q/DQ after them
+    assert len(req) >= 9
+    for name, q in req.items():
+        lo, hi = q['calibrated_range']
+        assert q['container'] == 'uint8' and q['zero_point'] == (0 if lo >= 0 else 128)
+        assert q['scale'] == pytest.approx(max(abs(lo), abs(hi)) / (255 if lo >= 0 else 127),
+                                           rel=1e-6)
+    graph = onnx.load(osp.join(out, 'model.onnx'))
+    onnx.checker.check_model(graph)
+    before, after = fused_ops(osp.join(plain, 'model.onnx')), fused_ops(osp.join(out, 'model.onnx'))
+    assert after['QLinearConv'] > before['QLinearConv']
+    assert after['QLinearConv'] + after['Conv'] + after['FusedConv'] == 19
+    a = session(osp.join(plain, 'model.onnx'), optimize=False).run(None, {'input': x})[0]
+    b = session(osp.join(out, 'model.onnx'), optimize=False).run(None, {'input': x})[0]
+    # an approximation (8-bit outputs), not the fake-quant model's exact arithmetic
+    assert 0 < np.abs(a - b).max() < 0.25 * np.abs(a).max()

@@ -10,8 +10,12 @@ not depend on the weights' values): ResNet-50 at 224 px
 at each of ``--batches``, and Faster R-CNN R50-FPN with the paper's Table 5
 configuration (configs/bpnas_faster_rcnn_r50_retrain.py) at ``--det-size``,
 batch 1, as its backbone + neck and as the whole one-image graph. Every graph
-is run once to warm up, then quantized and float alternate ``--runs`` times;
-the ratio is the median of the per-round ratios. The report also gives the
+is exported three ways: float, quantized as the fake-quant model computes it,
+and quantized with 8-bit requantized outputs (``bpnas_mm/deploy/requantize.py``,
+calibrated on one random batch: the approximation that lets onnxruntime fuse
+the layers feeding residual adds, pools and RoI extraction). Each graph runs
+once to warm up, then the three alternate ``--runs`` times; each ratio is the
+median of the per-round ratios to float. The report also gives the
 file sizes (quantized, float, ideal ``sum(params * w_bits) / 8``) and the op
 types onnxruntime runs after its optimizations (``QLinearConv``/``QGemm``:
 integer kernels; ``Conv``/``Gemm``/``FusedConv``: float).
@@ -85,7 +89,7 @@ def op_report(path: str) -> dict:
 
 
 def side_by_side(paths: dict, feeds: dict, runs: int, threads: int) -> dict:
-    """Median latency of each graph and the median per-round ratio quantized / float."""
+    """Median latency of each graph and the median per-round ratio of each to float."""
     sessions = {k: session(p, threads=threads) for k, p in paths.items()}
     times = {k: [] for k in sessions}
     for s in sessions.values():
@@ -95,41 +99,58 @@ def side_by_side(paths: dict, feeds: dict, runs: int, threads: int) -> dict:
             t0 = time.perf_counter()
             s.run(None, feeds)
             times[k].append(time.perf_counter() - t0)
-    ratios = [q / f for q, f in zip(times['quantized'], times['float'])]
-    return dict(quantized_ms=1e3 * statistics.median(times['quantized']),
-                float_ms=1e3 * statistics.median(times['float']),
-                ratio=statistics.median(ratios))
+    out = {f'{k}_ms': 1e3 * statistics.median(v) for k, v in times.items()}
+    for k in paths:
+        if k != 'float':
+            out[f'{k}_ratio'] = statistics.median(
+                [q / f for q, f in zip(times[k], times['float'])])
+    return out
 
 
-def export_pair(model, root: str, name: str, shape, graph='full', dynamic_batch=False) -> dict:
+def export_variants(model, root: str, name: str, shape, calibration: dict, graph='full',
+                    dynamic_batch=False) -> dict:
+    """The float graph, the quantized graph as the fake-quant model computes it, and the
+    quantized graph with 8-bit requantized outputs (calibrated on ``calibration``)."""
     paths, sizes = {}, {}
-    for kind, quantized in (('quantized', True), ('float', False)):
+    variants = (('quantized', True, None), ('requantized', True, [calibration]),
+                ('float', False, None))
+    for kind, quantized, feeds in variants:
         out = osp.join(root, f'{name}_{kind}')
         t0 = time.perf_counter()
         sidecar = export_onnx(model, out, shape, quantized=quantized, graph=graph,
-                              dynamic_batch=dynamic_batch)
+                              dynamic_batch=dynamic_batch, requantize_feeds=feeds)
         paths[kind] = osp.join(out, 'model.onnx')
         sizes[f'{kind}_bytes'] = osp.getsize(paths[kind])
         print(f'[bench_onnx] exported {name} ({kind}) in {time.perf_counter() - t0:.0f} s',
               flush=True)
-        if quantized:
+        if kind == 'quantized':
             sizes['ideal_weight_bytes'] = ideal_bytes(sidecar, paths[kind])
+        if kind == 'requantized':
+            sizes['requantized_outputs'] = len(sidecar['requantized_outputs'])
     sizes['size_ratio'] = sizes['quantized_bytes'] / sizes['float_bytes']
     return dict(paths=paths, sizes=sizes)
+
+
+def _ops(paths: dict) -> dict:
+    return {k: op_report(paths[k]) for k in ('quantized', 'requantized')}
+
+
+def _random(shape, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 def bench_classifier(args, root: str) -> list:
     model = build(RESNET50, 'mmpretrain')
     calibrate(model, (2, 3, 224, 224), False)
-    pair = export_pair(model, root, 'resnet50', (1, 3, 224, 224), dynamic_batch=True)
+    pair = export_variants(model, root, 'resnet50', (1, 3, 224, 224),
+                           {'input': _random((4, 3, 224, 224), 1)}, dynamic_batch=True)
     rows = []
     for batch in args.batches:
-        feeds = {'input': np.random.default_rng(0).standard_normal(
-            (batch, 3, 224, 224)).astype(np.float32)}
         print(f'[bench_onnx] timing ResNet-50 batch {batch}', flush=True)
         rows.append(dict(model='ResNet-50 224px', batch=batch, graph='whole',
-                         **side_by_side(pair['paths'], feeds, args.runs, args.threads),
-                         **pair['sizes'], ops=op_report(pair['paths']['quantized'])))
+                         **side_by_side(pair['paths'], {'input': _random((batch, 3, 224, 224), 0)},
+                                        args.runs, args.threads),
+                         **pair['sizes'], ops=_ops(pair['paths'])))
     return rows
 
 
@@ -139,14 +160,14 @@ def bench_detector(args, root: str) -> list:
     calibrate(model, (1, 3, h, w), True)
     rows = []
     for graph in ('features', 'full'):
-        pair = export_pair(model, root, f'faster_rcnn_{graph}', (1, 3, h, w), graph=graph)
-        feeds = {'input': np.random.default_rng(0).standard_normal(
-            (1, 3, h, w)).astype(np.float32)}
+        pair = export_variants(model, root, f'faster_rcnn_{graph}', (1, 3, h, w),
+                               {'input': _random((1, 3, h, w), 1)}, graph=graph)
         print(f'[bench_onnx] timing Faster R-CNN ({graph})', flush=True)
         rows.append(dict(model=f'Faster R-CNN R50-FPN {h}x{w}', batch=1,
                          graph='backbone + neck' if graph == 'features' else 'whole',
-                         **side_by_side(pair['paths'], feeds, args.runs, args.threads),
-                         **pair['sizes'], ops=op_report(pair['paths']['quantized'])))
+                         **side_by_side(pair['paths'], {'input': _random((1, 3, h, w), 0)},
+                                        args.runs, args.threads),
+                         **pair['sizes'], ops=_ops(pair['paths'])))
     return rows
 
 
@@ -168,12 +189,17 @@ def main():
             rows += bench_classifier(args, root)
         if not args.skip_detector:
             rows += bench_detector(args, root)
-    print(f'\n{"model":32s} {"graph":16s} {"batch":>5s} {"quant ms":>9s} {"float ms":>9s} '
-          f'{"ratio":>6s} {"size ratio":>10s}  integer / float kernels')
+    print(f'\n{"model":30s} {"graph":15s} {"batch":>5s} {"float ms":>9s} {"quant ms":>9s} '
+          f'{"ratio":>6s} {"requant ms":>10s} {"ratio":>6s} {"size":>6s}')
     for r in rows:
-        print(f'{r["model"]:32s} {r["graph"]:16s} {r["batch"]:5d} {r["quantized_ms"]:9.1f} '
-              f'{r["float_ms"]:9.1f} {r["ratio"]:6.2f} {r["size_ratio"]:10.3f}  '
-              f'{r["ops"]["integer"]} / {r["ops"]["float"]}')
+        print(f'{r["model"]:30s} {r["graph"]:15s} {r["batch"]:5d} {r["float_ms"]:9.1f} '
+              f'{r["quantized_ms"]:9.1f} {r["quantized_ratio"]:6.2f} {r["requantized_ms"]:10.1f} '
+              f'{r["requantized_ratio"]:6.2f} {r["size_ratio"]:6.3f}')
+    print('\ninteger / float kernels after onnxruntime\'s optimizations:')
+    for r in rows:
+        for k, ops in r['ops'].items():
+            print(f'  {r["model"]} {r["graph"]} batch {r["batch"]} {k}: {ops["integer"]} / '
+                  f'{ops["float"]}')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:

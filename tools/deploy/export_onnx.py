@@ -2,7 +2,7 @@
 
     python tools/deploy/export_onnx.py CONFIG CHECKPOINT --out work_dirs/deploy/NAME
         [--mixed-precision FILE] [--shape H W] [--batch N] [--dynamic-batch]
-        [--calibrate] [--float] [--cfg-options key=value ...]
+        [--calibrate] [--float] [--requantize-outputs BATCHES] [--cfg-options key=value ...]
 
 CONFIG is a retrain config (``type='bpnas_mm.QuantModel'``); CHECKPOINT a
 retrain checkpoint, a search (supernet) checkpoint with ``--mixed-precision``,
@@ -24,8 +24,9 @@ from mmengine.config import DictAction
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
 from bpnas_mm.deploy.loading import calibrate, check_writable, load_quant_model
-from bpnas_mm.deploy.onnx_export import export_onnx
+from bpnas_mm.deploy.onnx_export import export_onnx, task_kind
 from bpnas_mm.deploy.qdq_layers import ExportError
+from bpnas_mm.deploy.verify import calibration_feeds
 
 
 def parse_args():
@@ -41,6 +42,10 @@ def parse_args():
     p.add_argument('--calibrate', action='store_true',
                    help='set uncalibrated clips from one test batch first')
     p.add_argument('--float', action='store_true', help='export the float model instead')
+    p.add_argument('--requantize-outputs', type=int, metavar='BATCHES', default=0,
+                   help='put 8-bit Q/DQ after the outputs that keep layers out of the '
+                        'runtime\'s integer kernels, calibrated on BATCHES test batches (an '
+                        'approximation the fake-quant model does not make; faster on CPU)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args()
 
@@ -50,6 +55,9 @@ def main():
     check_writable(args.out)
     if args.batch < 1:
         raise SystemExit(f'--batch must be >= 1, got {args.batch}')
+    if args.requantize_outputs < 0 or (args.requantize_outputs and args.float):
+        raise SystemExit('--requantize-outputs takes a number of batches >= 1, and not with '
+                         '--float')
     cfg, model, kind = load_quant_model(args.config, args.checkpoint, args.mixed_precision,
                                         args.cfg_options)
     if args.calibrate:
@@ -57,18 +65,25 @@ def main():
     shape = tuple(model.bops_cfg['input_shape'])
     if args.shape:
         shape = (shape[0],) + tuple(args.shape)
+    feeds = None
+    if args.requantize_outputs:
+        task = task_kind(model.architecture)
+        feeds = list(calibration_feeds(cfg, model, task, (args.batch,) + shape,
+                                args.requantize_outputs))
     try:
         sidecar = export_onnx(model, args.out, (args.batch,) + shape, quantized=not args.float,
-                              dynamic_batch=args.dynamic_batch,
+                              dynamic_batch=args.dynamic_batch, requantize_feeds=feeds,
                               meta=dict(config=args.config, checkpoint=args.checkpoint,
-                                        checkpoint_kind=kind, calibrated=args.calibrate))
+                                        checkpoint_kind=kind, calibrated=args.calibrate,
+                                        requantize_batches=args.requantize_outputs))
     except ExportError as e:
         raise SystemExit(f'export: {e}')
     if args.calibrate:
         torch.save({'state_dict': model.state_dict()}, osp.join(args.out, 'calibrated.pth'))
     print(f'wrote {osp.join(args.out, "model.onnx")} ({len(sidecar["layers"])} quantized '
           f'layers, {sidecar["int4_weights"]} int4 weight tensors, '
-          f'{sidecar["batch_norms_folded"]} batch norms folded) and model.json')
+          f'{sidecar["batch_norms_folded"]} batch norms folded, '
+          f'{len(sidecar["requantized_outputs"])} outputs requantized) and model.json')
 
 
 if __name__ == '__main__':
