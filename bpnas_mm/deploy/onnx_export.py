@@ -188,7 +188,7 @@ def export_onnx(model, out_dir: str, input_shape: Sequence[int], quantized: bool
         prune_initializers(graph)
         requantized = {}
         if quantized and requantize_feeds is not None:
-            requantized = requantize_outputs(graph, requantize_feeds)
+            requantized = requantize_outputs(graph, requantize_feeds, kind == 'features')
         onnx.checker.check_model(graph)
         os.remove(raw)
         onnx.save(graph, osp.join(tmp, 'model.onnx'))

@@ -32,10 +32,11 @@ def _fused(g: _Graph, name: str) -> bool:
     return len(users) == 1 and users[0].op_type == 'QuantizeLinear'
 
 
-def unfused_outputs(model: onnx.ModelProto) -> List[str]:
+def unfused_outputs(model: onnx.ModelProto, graph_outputs: bool = False) -> List[str]:
     """The tensors after quantized-input layers (after their Relu, if any) that no
     single ``QuantizeLinear`` reads and that feed a residual add, a pool, a
-    quantizer or a RoI extractor."""
+    quantizer or a RoI extractor (``graph_outputs``: or that are graph outputs,
+    as a detector's FPN maps are in its backbone + neck graph)."""
     g = _Graph(model)
     out = []
     for node, _ in _weight_dq_nodes(g):
@@ -46,9 +47,10 @@ def unfused_outputs(model: onnx.ModelProto) -> List[str]:
         users = g.consumers.get(tensor, [])
         if len(users) == 1 and users[0].op_type == 'Relu':
             tensor = users[0].output[0]
-        if tensor in g.outputs or _fused(g, tensor) or tensor in out:
+        if (tensor in g.outputs and not graph_outputs) or _fused(g, tensor) or tensor in out:
             continue
-        if any(u.op_type in _TARGET_USERS for u in g.consumers.get(tensor, [])):
+        if (tensor in g.outputs or
+                any(u.op_type in _TARGET_USERS for u in g.consumers.get(tensor, []))):
             out.append(tensor)
     return out
 
@@ -82,9 +84,10 @@ def output_ranges(model: onnx.ModelProto, tensors: List[str],
     return {t: (lo[t], hi[t]) for t in tensors if np.isfinite(lo[t])}
 
 
-def requantize_outputs(model: onnx.ModelProto, feeds: Iterable[dict]) -> Dict[str, dict]:
+def requantize_outputs(model: onnx.ModelProto, feeds: Iterable[dict],
+                       graph_outputs: bool = False) -> Dict[str, dict]:
     """Insert the 8-bit ``Q -> DQ`` pairs (in place); returns tensor -> its quantization."""
-    tensors = unfused_outputs(model)
+    tensors = unfused_outputs(model, graph_outputs)
     ranges = output_ranges(model, tensors, feeds)
     g = _Graph(model)
     done = {}
