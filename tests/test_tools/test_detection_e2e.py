@@ -84,6 +84,25 @@ def test_search_iteration_export_and_retrain(tmp_path):
                    f'model.supernet_checkpoint={work}/epoch_1.pth')
     assert 'coco/bbox_mAP' in out
 
+    # deployment from the search checkpoint + its file, checked by onnxruntime
+    deploy = str(tmp_path / 'deploy')
+    mp = f'{work}/mixed_precision.json'
+    run_tool('tools/deploy/export_onnx.py', RETRAIN, f'{work}/epoch_1.pth', '--out', deploy,
+             '--mixed-precision', mp)
+    sidecar = json.load(open(os.path.join(deploy, 'model.json')))
+    chosen = json.load(open(mp))['layers']
+    assert sidecar['task'] == 'detector' and sidecar['checkpoint_kind'] == 'supernet'
+    assert {n: (e['w_bits'], e['a_bits']) for n, e in sidecar['layers'].items()} == {
+        n: (v['w_bits'], v['a_bits']) for n, v in chosen.items()}
+    run_tool('tools/deploy/verify_onnx.py', RETRAIN, f'{work}/epoch_1.pth', deploy,
+             '--no-optimize', '--max-batches', '2', '--json', f'{deploy}/verify.json',
+             '--cfg-options', f'model.mixed_precision={mp}')
+    report = json.load(open(f'{deploy}/verify.json'))
+    assert report['images'] == 2
+    assert abs(report['bbox_mAP_pytorch'] - report['bbox_mAP_onnx']) <= 0.005
+    m = report['matched_vs_export_graph_in_pytorch']
+    assert m['matched'] >= 0.95 * m['ref'], m
+
 
 def test_bops_report_counts_rois(tmp_path):
     out = run_tool('tools/analysis/bops_report.py', 'configs/quant/faster_rcnn_r50_fpn_w4a4_coco5.py',

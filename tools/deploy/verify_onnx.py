@@ -1,7 +1,7 @@
 """Check an exported model with onnxruntime against the PyTorch fake-quant model.
 
     python tools/deploy/verify_onnx.py CONFIG CHECKPOINT DEPLOY_DIR [--no-optimize]
-        [--max-batches N] [--cfg-options key=value ...]
+        [--max-batches N] [--json OUT.json] [--cfg-options key=value ...]
 
 Classifiers: top-1 of both on the config's test set and their per-image
 agreement. Detectors: CocoMetric bbox mAP of both on the config's test set,
@@ -20,7 +20,7 @@ import onnx
 from mmengine.config import DictAction
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
-from bpnas_mm.deploy.loading import load_quant_model
+from bpnas_mm.deploy.loading import check_writable, load_quant_model
 from bpnas_mm.deploy.runtime import fused_ops
 from bpnas_mm.deploy.verify import classifier_parity, detector_parity
 
@@ -45,8 +45,11 @@ def main():
     p.add_argument('--no-optimize', action='store_true',
                    help='run the graph without onnxruntime\'s rewrites')
     p.add_argument('--max-batches', type=int)
+    p.add_argument('--json', help='also write the report to this file')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args()
+    if args.json:
+        check_writable(osp.dirname(osp.abspath(args.json)))
     path = osp.join(args.deploy_dir, 'model.onnx')
     meta = osp.join(args.deploy_dir, 'model.json')
     for f in (path, meta):
@@ -70,6 +73,9 @@ def main():
     report['ideal_weight_bytes'] = ideal_bytes(sidecar, onnx.load(path))
     report['runtime_ops'] = dict(fused_ops(path))
     print(json.dumps(report, indent=1))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=1)
 
 
 if __name__ == '__main__':
