@@ -13,11 +13,13 @@ of every searched group into mixed layers sharing one ``theta`` per group
 Evaluation runs the current argmax configuration (Eq. 8). Gradients are
 averaged over ranks by hand, so distributed search needs no DDP forward.
 """
+import logging
 import math
 from typing import Dict, List, Optional
 
 import torch
 import torch.distributed as dist
+from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import nn
 
@@ -50,9 +52,27 @@ def check_search_cfg(search: Optional[dict]) -> dict:
     if not isinstance(cfg['repair'], bool):
         raise ValueError(f'search.repair must be True or False, got {cfg["repair"]!r}')
     for key in ('mu', 'cost_lambda', 'prob1_weight', 'init_margin'):
-        if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
-            raise ValueError(f'search.{key} must be a number >= 0, got {cfg[key]!r}')
+        check_number(cfg[key], f'search.{key}', low=0.0)
+    check_number(cfg['barrier_delta'], 'search.barrier_delta', low=0.0, high=1.0,
+                 open_low=True, open_high=True)
     return cfg
+
+
+def check_number(value, field: str, low: Optional[float] = None, high: Optional[float] = None,
+                 open_low: bool = False, open_high: bool = False) -> float:
+    """``value`` as a float if it is a finite real number in the range, else a
+    ``ValueError`` that names ``field`` and the allowed range."""
+    lo = '(' if open_low else '['
+    hi = ')' if open_high else ']'
+    allowed = f'{lo}{"-inf" if low is None else low}, {"inf" if high is None else high}{hi}'
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        raise ValueError(f'{field} must be a finite number in {allowed}, got {value!r}')
+    return float(value)
 
 
 def _param_key(group: str) -> str:
@@ -102,8 +122,7 @@ class BPNAS(QuantModel):
         self.arch_params = nn.ParameterDict(
             {k: nn.Parameter(torch.zeros(len(self.space.candidates))) for k in keys})
         if self.search_cfg['theta_init'] == 'feasible' and self.search_cfg['loss'] == 'barrier':
-            theta0 = self.space.feasible_theta(self.budget - self.search_cfg['init_margin'],
-                                               hinge_bits=self.budget)
+            theta0 = self.space.feasible_theta(self._start_bits(), hinge_bits=self.budget)
             with torch.no_grad():
                 for theta in self.arch_params.values():
                     theta.copy_(theta0)
@@ -113,6 +132,27 @@ class BPNAS(QuantModel):
                 set_submodule(self.architecture, name, mixed)
                 self.qlayers[name] = mixed
         self._last_stats: Dict[str, float] = {}
+
+    def _start_bits(self) -> float:
+        """The expected bits of the feasible start: ``B_max - init_margin``, kept
+        strictly above the cheapest configuration (at most halfway down to it),
+        where ``softmax(theta)`` would be one-hot and the search could not move."""
+        lo, hi = self.space.bits_range()
+        room = self.budget - lo
+        if room <= 1e-6:
+            raise ValueError(
+                f'budget: B_max = {self.budget} is the cheapest configuration ({lo:.4f} average '
+                f'bits): a feasible start would be one-hot on it and nothing could be searched; '
+                f'allowed: B_max in ({lo:.4f}, {hi:.4f}]')
+        target = self.budget - self.search_cfg['init_margin']
+        if target < lo + room / 2:
+            print_log(
+                f'search.init_margin={self.search_cfg["init_margin"]} would start at E = '
+                f'{target:.4f} average bits, {"below" if target <= lo else "too close to"} the '
+                f'cheapest configuration ({lo:.4f}); starting at E = {lo + room / 2:.4f}, halfway '
+                f'between it and B_max = {self.budget}', logger='current', level=logging.WARNING)
+            target = lo + room / 2
+        return target
 
     # ------------------------------------------------------------ architecture
     def probs(self) -> List[torch.Tensor]:

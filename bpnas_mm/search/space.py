@@ -76,7 +76,8 @@ class SearchSpace:
     def check_budget(self, b_max: float, field: str = 'budget') -> float:
         """Raise unless ``b_max`` lies between the cheapest and dearest configuration."""
         lo, hi = self.bits_range()
-        if not isinstance(b_max, (int, float)) or not lo <= b_max <= hi:
+        if (not isinstance(b_max, (int, float)) or isinstance(b_max, bool)
+                or not lo <= b_max <= hi):  # NaN fails the comparison too
             raise ValueError(
                 f'{field}: B_max = {b_max!r} average bits is outside what the candidates can '
                 f'reach for this model: [{lo:.4f}, {hi:.4f}] (cheapest .. most expensive '

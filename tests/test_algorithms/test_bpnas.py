@@ -177,3 +177,37 @@ def test_feasible_start_is_inside_the_budget(budget):
 def test_feasible_start_keeps_uniform_when_already_inside():
     model, _ = build(budget=5.0, theta_init='feasible')
     assert all(torch.equal(t, torch.zeros(8)) for t in model.arch_params.values())
+
+
+@pytest.mark.parametrize('search,match', [
+    (dict(barrier_delta=-0.1), r'search.barrier_delta must be a finite number in \(0.0, 1.0\)'),
+    (dict(barrier_delta='0.02'), 'search.barrier_delta'),
+    (dict(barrier_delta=1.0), 'search.barrier_delta'),
+    (dict(mu=float('nan')), r'search.mu must be a finite number in \[0.0, inf\], got nan'),
+    (dict(cost_lambda=float('inf')), 'search.cost_lambda'),
+    (dict(prob1_weight=True), 'search.prob1_weight'),
+    (dict(init_margin=-1), 'search.init_margin'),
+])
+def test_every_numeric_search_field_is_checked_at_build(search, match):
+    from bpnas_mm.algorithms.bpnas import check_search_cfg
+    with pytest.raises(ValueError, match=match):
+        check_search_cfg(search)
+
+
+@pytest.mark.parametrize('budget', [float('nan'), True])
+def test_budget_must_be_a_real_number(budget):
+    with pytest.raises(ValueError, match='budget: B_max'):
+        build(budget=budget)
+
+
+def test_tight_budget_starts_where_the_search_can_move():
+    """init_margin (0.1) larger than the room above the cheapest configuration: the
+    start is clamped strictly inside, not one-hot on the cheapest candidate."""
+    lo, _ = build()[0].space.bits_range()
+    model, _ = build(budget=lo + 0.02, theta_init='feasible')
+    e = model.expected_bits().item()
+    assert lo < e < lo + 0.02 and e == pytest.approx(lo + 0.01, abs=1e-4)
+    for p in model.probs():
+        assert float(p.max()) < 0.999  # not one-hot: Prob-1 and E have gradients
+    with pytest.raises(ValueError, match='is the cheapest configuration'):
+        build(budget=lo, theta_init='feasible')
