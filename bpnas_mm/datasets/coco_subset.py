@@ -11,10 +11,11 @@ import os
 import os.path as osp
 import random
 import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.utils import ProgressBar
+
+from ..utils.atomic_write import write_atomic
 
 
 def load_coco_json(path: str) -> dict:
@@ -156,13 +157,4 @@ def _copy_image(src: str, dst: str, max_side: Optional[int]) -> float:
 
 
 def _write_json(obj: dict, path: str) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda f: json.dump(obj, f))

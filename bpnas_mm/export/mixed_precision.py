@@ -17,11 +17,11 @@ config read it. Layer names are relative to the task model (``backbone.conv1``,
 """
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Optional
 
 from ..quant.bits import check_bits
+from ..utils.atomic_write import write_atomic
 
 FORMAT = 'bpnas_mm.mixed_precision'
 VERSION = 1
@@ -103,21 +103,11 @@ def load_mixed_precision(path_or_dict) -> MixedPrecision:
 
 
 def save_mixed_precision(mp: MixedPrecision, path: str) -> str:
-    """Write atomically (a temporary file renamed into place)."""
-    path = os.fspath(path)
-    dirname = os.path.dirname(os.path.abspath(path))
-    os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dirname, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(mp.to_dict(), f, indent=2)
-            f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Write atomically (a temporary file renamed into place), mode 0o666 less the umask."""
+    def write(f):
+        json.dump(mp.to_dict(), f, indent=2)
+        f.write('\n')
+    return write_atomic(path, write)
 
 
 def from_groups(group_bits: Dict[str, tuple], groups: Dict[str, list],
