@@ -74,6 +74,10 @@ def make_coco_subset(ann_file: str, img_dir: Optional[str], out_dir: str,
     Returns:
         split name -> path of its annotation file.
     """
+    if max_side is not None and (not copy_images or not isinstance(max_side, int)
+                                 or max_side <= 0):
+        raise ValueError(f'max_side={max_side!r}: a positive number of pixels, and only with '
+                         f'copy_images (the annotations are rescaled with the copied images)')
     data = load_coco_json(ann_file)
     if copy_images and (not img_dir or not osp.isdir(img_dir)):
         raise FileNotFoundError(f'image folder not found: {img_dir}')
@@ -99,11 +103,19 @@ def make_coco_subset(ann_file: str, img_dir: Optional[str], out_dir: str,
     random.Random(seed).shuffle(images)
     out_cats = [dict(id=new_id[c['id']], name=c['name'],
                      supercategory=c.get('supercategory', '')) for c in cats]
-    written, start = {}, 0
+    plan, start = {}, 0
     for split, count in splits.items():
         count = len(images) - start if count is None else count
-        chosen = sorted(images[start:start + count], key=lambda im: im['id'])
+        plan[split] = sorted(images[start:start + count], key=lambda im: im['id'])
         start += count
+    if copy_images:  # every source image must be there before anything is written
+        missing = [im['file_name'] for chosen in plan.values() for im in chosen
+                   if not osp.isfile(osp.join(img_dir, im['file_name']))]
+        if missing:
+            raise FileNotFoundError(f'{len(missing)} of the chosen images are not in {img_dir} '
+                                    f'(e.g. {missing[:3]}); nothing was written')
+    written = {}
+    for split, chosen in plan.items():
         out_images, out_anns = [], []
         bar = ProgressBar(len(chosen)) if verbose else None
         for im in chosen:

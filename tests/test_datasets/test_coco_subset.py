@@ -76,6 +76,8 @@ def test_random_categories_and_all(coco, tmp_path):
     (dict(splits={'t': 6}, categories=['dog']), ValueError, 'only 5 images have a box'),
     (dict(splits={'t': 0}, categories=['dog']), ValueError, 'positive image counts'),
     (dict(splits={'t': 1}, categories=['dog'], licenses=[99]), ValueError, 'with licenses'),
+    (dict(splits={'t': 1}, categories=['dog'], max_side=30), ValueError,
+     'max_side=30: .* only with copy_images'),
 ])
 def test_bad_requests(coco, tmp_path, kwargs, err, match):
     ann, img_dir = coco
@@ -98,3 +100,19 @@ def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError, match='image folder not found'):
         make_coco_subset(str(bad), str(tmp_path / 'nope'), str(tmp_path / 'o'), {'t': 1},
                          copy_images=True)
+
+
+def test_a_missing_source_image_is_found_before_anything_is_copied(coco, tmp_path):
+    import os
+    ann, img_dir = coco
+    os.remove(os.path.join(img_dir, '0003.jpg'))  # image 103: a 'dog' box (3 % 6 + 1 = 4)
+    with pytest.raises(FileNotFoundError, match=r"1 of the chosen images .*0003.jpg"):
+        make_coco_subset(ann, img_dir, str(tmp_path / 'c'), {'a': 2, 'b': None},
+                         categories=['dog'], copy_images=True, verbose=False)
+    assert not (tmp_path / 'c').exists()
+
+
+def test_repeated_split_names_are_refused():
+    from bpnas_mm.utils.cli import parse_named_counts
+    with pytest.raises(ValueError, match="split 'train' is given twice"):
+        parse_named_counts(['train=5', 'val=2', 'train=all'], allow_all=True)

@@ -41,7 +41,7 @@ def main(argv=None):
                          categories=args.categories, num_categories=args.num_categories,
                          seed=args.seed, licenses=args.licenses, copy_images=args.copy_images,
                          max_side=args.max_side)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:  # missing/unreadable files, a full disk, bad values
         sys.exit(f'error: {e}')
 
 
