@@ -58,6 +58,12 @@ def test_bops_report_tool_writes_json(tmp_path):
     out = run_tool('tools/analysis/bops_report.py', 'configs/quant/resnet20_cifar10_w4a4.py',
                    '--include-fixed')
     assert 'fixed-precision layers counted' in out
+    # a retrain config whose own file (and checkpoint) do not exist: --mp-config replaces it
+    out = run_tool('tools/analysis/bops_report.py', 'configs/bpnas/bpnas_resnet20_cifar10_retrain.py',
+                   '--mp-config', 'configs/mixed_precision/resnet20_cifar10_paper_bmax3.json',
+                   '--json', out_json, '--cfg-options', 'model.mixed_precision=work_dirs/none.json',
+                   'model.supernet_checkpoint=work_dirs/none.pth')
+    assert json.load(open(out_json))['summary']['bops'] == 351_535_104
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED, 'data', 'cifar10')),

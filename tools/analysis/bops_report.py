@@ -55,8 +55,15 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.mp_config and not os.path.isfile(args.mp_config):
+        sys.exit(f'--mp-config: file not found: {args.mp_config}')
+    if cfg.model.get('type') in ('bpnas_mm.QuantModel', 'QuantModel'):
+        # BOPs need no weights; the file given replaces the config's own (which may not exist)
+        cfg.model.float_checkpoint = cfg.model.supernet_checkpoint = None
+        if args.mp_config:
+            cfg.model.mixed_precision = args.mp_config
     model = build_model(cfg, args.input_shape)
-    if args.mp_config:
+    if args.mp_config and model.mixed_precision is None:
         model.apply_mixed_precision(args.mp_config)
     include_fixed = model.bops_cfg['include_fixed'] if args.include_fixed is None \
         else args.include_fixed
