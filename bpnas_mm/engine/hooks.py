@@ -11,6 +11,7 @@ from mmengine.model import is_model_wrapper
 
 from ..export.mixed_precision import save_mixed_precision
 from ..registry import HOOKS
+from ..utils.atomic_write import write_atomic
 
 
 def _algorithm(runner):
@@ -64,6 +65,19 @@ class ArchLoggingHook(Hook):
     def __init__(self, interval: int = 50, filename: str = 'arch_history.jsonl'):
         self.interval = interval
         self.filename = filename
+
+    def before_train(self, runner) -> None:
+        """After a resume, drop the records of iterations that will run again."""
+        path = osp.join(runner.work_dir, self.filename)
+        if runner.iter == 0 or not is_main_process() or not osp.isfile(path):
+            return
+        with open(path) as f:
+            lines = [line for line in f if line.strip()]
+        kept = [line for line in lines if json.loads(line).get('iter', 0) <= runner.iter]
+        if len(kept) != len(lines):
+            write_atomic(path, lambda f: f.writelines(kept))
+            runner.logger.info(f'{self.filename}: dropped {len(lines) - len(kept)} records of '
+                               f'iterations after {runner.iter} (they run again after the resume)')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self.every_n_train_iters(runner, self.interval) and not self.is_last_train_iter(runner):

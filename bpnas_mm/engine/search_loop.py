@@ -1,5 +1,9 @@
 """Algorithm 1 as an mmengine loop: a training and a search dataloader, zipped."""
+import random
 from typing import Dict, Optional, Union
+
+import numpy as np
+import torch
 
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
@@ -8,6 +12,15 @@ from torch.utils.data import DataLoader
 from ..registry import LOOPS
 from ..utils.malloc import ENV as KEEP_MEMORY_ENV
 from ..utils.malloc import keep_freed_memory
+
+
+def epoch_seed(seed: Optional[int], epoch: int) -> int:
+    """The global generators' seed at the start of ``epoch`` (0-based).
+
+    >>> epoch_seed(0, 0), epoch_seed(0, 1), epoch_seed(7, 1)
+    (1000003, 2000006, 2000013)
+    """
+    return ((seed or 0) + 1_000_003 * (epoch + 1)) % 2 ** 31
 
 
 @LOOPS.register_module()
@@ -19,6 +32,13 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
     only W is trained (``search`` is None), as a supernet warm-up. The loop
     turns on :func:`~bpnas_mm.utils.keep_freed_memory` (CPU steps reuse
     freed memory), also when started from mmdet's own ``tools/train.py``.
+
+    Each epoch starts by seeding Python's, NumPy's and torch's global random
+    generators from ``(runner.seed, epoch)`` (:func:`epoch_seed`), so what an
+    epoch draws (path sampling, augmentation, loader seeds) does not depend
+    on what ran before it: a search resumed at an epoch boundary repeats the
+    uninterrupted one exactly (validation, model building and calibration in
+    between draw from the same generators).
 
     Args:
         runner, dataloader, max_epochs, val_begin, val_interval: as
@@ -63,6 +83,10 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
             return self._next_search_batch()
 
     def run_epoch(self) -> None:
+        seed = epoch_seed(self.runner.seed, self._epoch)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)  # every device's generator
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
         searching = self._epoch >= self.warmup_epochs

@@ -62,3 +62,42 @@ def test_search_resume_export_and_retrain(cifar_folder, tmp_path):
              f'test_dataloader.dataset.data_root={cifar_folder}')
     ck = torch.load(os.path.join(retrain, 'epoch_1.pth'), map_location='cpu', weights_only=True)
     assert not any(k.startswith('architecture.') and '_quants.' in k for k in ck['state_dict'])
+
+
+def test_killed_and_resumed_search_equals_the_uninterrupted_one(cifar_folder, tmp_path):
+    """SIGKILL after epoch 1's checkpoint, --resume: the same theta, file and history."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+    opts = _tiny(cifar_folder, 2) + ['randomness.deterministic=True']
+    whole, killed = str(tmp_path / 'whole'), str(tmp_path / 'killed')
+    run_tool('tools/train.py', SEARCH, '--work-dir', whole, '--cfg-options', *opts)
+    proc = subprocess.Popen([sys.executable, 'tools/train.py', SEARCH, '--work-dir', killed,
+                             '--cfg-options', *opts], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    marker = os.path.join(killed, 'last_checkpoint')
+    deadline = time.time() + 300
+    while not (os.path.isfile(marker) and open(marker).read().endswith('epoch_1.pth')):
+        assert proc.poll() is None and time.time() < deadline, 'the search ended before the kill'
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(os.path.join(killed, 'epoch_2.pth'))  # killed within epoch 2
+    out = run_tool('tools/train.py', SEARCH, '--work-dir', killed, '--resume', '--cfg-options',
+                   *opts)
+    assert 'resumed epoch: 1' in out
+
+    def state(work):
+        ck = torch.load(os.path.join(work, 'epoch_2.pth'), map_location='cpu', weights_only=True)
+        theta = {k: v for k, v in ck['state_dict'].items() if k.startswith('arch_params.')}
+        mp = json.load(open(os.path.join(work, 'mixed_precision.json')))
+        history = open(os.path.join(work, 'arch_history.jsonl')).read().splitlines()
+        return theta, mp, history
+    (t1, mp1, h1), (t2, mp2, h2) = state(whole), state(killed)
+    assert t1.keys() == t2.keys() and all(torch.equal(t1[k], t2[k]) for k in t1)
+    assert mp1 == mp2
+    iters = [json.loads(line)['iter'] for line in h2]
+    assert h1 == h2 and len(iters) == len(set(iters))  # no iteration logged twice
