@@ -8,6 +8,7 @@ scoped type such as ``type='bpnas_mm.ResNetCIFAR'``. Contract of each registry:
   layers) built from a config dict.
 * ``HOOKS``: :class:`mmengine.hooks.Hook` subclasses.
 * ``LOOPS``: training/validation loops (:class:`mmengine.runner.BaseLoop`).
+* ``RUNNERS``: runners (:class:`mmengine.runner.Runner`).
 * ``TASK_UTILS``: helpers built from config that are not modules
   (quantization rule sets, BOPs counters).
 * ``DATASETS``: dataset wrappers (the train/search split).
@@ -19,6 +20,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
@@ -30,6 +32,8 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='bpnas_mm',
                  locations=['bpnas_mm.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='bpnas_mm',
                  locations=['bpnas_mm.engine'])
+RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='bpnas_mm',
+                   locations=['bpnas_mm.engine'])
 TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, scope='bpnas_mm',
                       locations=['bpnas_mm.models'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='bpnas_mm',

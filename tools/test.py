@@ -9,6 +9,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
@@ -48,7 +49,8 @@ def main():
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    runner = Runner.from_cfg(cfg)
+    # runner_type (the project's base configs: bpnas_mm.SafeCheckpointRunner), as mmdet does
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     metrics = runner.test()
     if args.out:
         with open(args.out, 'w') as f:

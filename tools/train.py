@@ -11,6 +11,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
@@ -58,7 +59,8 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    runner = Runner.from_cfg(cfg)
+    # runner_type (the project's base configs: bpnas_mm.SafeCheckpointRunner), as mmdet does
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
 
 

@@ -1,5 +1,7 @@
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['bpnas_mm'], allow_failed_imports=False)
+# checkpoints written atomically, --resume explicit about what it resumes from
+runner_type = 'bpnas_mm.SafeCheckpointRunner'
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
