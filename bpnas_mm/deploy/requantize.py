@@ -90,7 +90,7 @@ def requantize_outputs(model: onnx.ModelProto, feeds: Iterable[dict],
     tensors = unfused_outputs(model, graph_outputs)
     ranges = output_ranges(model, tensors, feeds)
     g = _Graph(model)
-    done = {}
+    done, inserted = {}, {}
     for t, (lo, hi) in ranges.items():
         unsigned = lo >= 0
         scale = np.float32(max(hi if unsigned else max(abs(lo), abs(hi)), 1e-8) /
@@ -100,34 +100,22 @@ def requantize_outputs(model: onnx.ModelProto, feeds: Iterable[dict],
         g.producer[t].output[list(g.producer[t].output).index(t)] = raw
         s_name = g.add_init(t + '_requant_scale', scale)
         z_name = g.add_init(t + '_requant_zero_point', np.array(zero))
-        g.graph.node.extend([
+        inserted[raw] = [
             helper.make_node('QuantizeLinear', [raw, s_name, z_name], [t + '_requant'],
                              name=t + '_requant_q'),
             helper.make_node('DequantizeLinear', [t + '_requant', s_name, z_name], [t],
-                             name=t + '_requant_dq')])
+                             name=t + '_requant_dq')]
         done[t] = dict(bits=8, container='uint8', signed=not unsigned, scale=float(scale),
                        zero_point=int(zero), calibrated_range=[lo, hi])
-    _topological_sort(model)
-    return done
-
-
-def _topological_sort(model: onnx.ModelProto) -> None:
-    """Order the nodes so that each comes after the producers of its inputs."""
-    nodes = list(model.graph.node)
-    ready = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}
-    ready.add('')
-    ordered, pending = [], nodes
-    while pending:
-        rest = []
-        for n in pending:
-            if all(i in ready for i in n.input):
-                ordered.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):
-            raise RuntimeError('requantize: the graph has a cycle or a missing input')
-        pending = rest
+    # each pair right after its producer, so the node list stays in topological order
+    nodes = []
+    for n in model.graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(n)
+        nodes.append(copy)
+        for out in n.output:
+            nodes.extend(inserted.get(out, []))
     del model.graph.node[:]
-    model.graph.node.extend(ordered)
+    model.graph.node.extend(nodes)
+    return done
 
