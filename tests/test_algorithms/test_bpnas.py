@@ -3,30 +3,23 @@ import json
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmpretrain.structures import DataSample
 
 from bpnas_mm.engine import BPNASOptimWrapperConstructor
 from bpnas_mm.export import load_mixed_precision, save_mixed_precision
 
-CANDS = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
-ARCH = dict(
-    type='ImageClassifier',
-    data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=10, mean=[127.5] * 3,
-                           std=[64.0] * 3, to_rgb=True),
-    backbone=dict(type='bpnas_mm.ResNetCIFAR', depth=8),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
-              loss=dict(type='CrossEntropyLoss')))
+TINY = Config.fromfile('configs/bpnas/bpnas_resnet8_tiny_search.py')
+CANDS = [tuple(c) for c in TINY.candidates]
+ARCH = TINY.architecture.to_dict()
 
 
 def build(budget=3.0, mode='composite', loss='barrier', seed=0, theta_init='uniform'):
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
     model = MODELS.build(dict(
-        type='bpnas_mm.BPNAS', architecture=ARCH, candidates=CANDS, budget=budget,
-        quant=dict(fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
-        grouping=[r'(backbone\.layer\d\.\d+)\.'], bops=dict(input_shape=(3, 16, 16)),
+        TINY.model.to_dict(), budget=budget,
         search=dict(mode=mode, loss=loss, mu=0.1, cost_lambda=0.5, theta_init=theta_init)))
     optim = BPNASOptimWrapperConstructor(dict(
         architecture=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),

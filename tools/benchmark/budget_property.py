@@ -7,7 +7,8 @@ Runs seeds x budgets x search modes (composite, sample) x theta starts
 (feasible, uniform) short BP-NAS searches (Algorithm 1: a W step and a theta
 step per iteration, barrier loss with mu rising linearly from 0.05 to 0.2,
 Prob-1) on a small model: a ResNet-8 for CIFAR (3 searched BasicBlocks, 8-bit
-stem and fc fixed, the paper's 8 CIFAR candidates, BOPs at 16x16) on random
+stem and fc fixed, the paper's 8 CIFAR candidates, BOPs at 16x16:
+configs/bpnas/bpnas_resnet8_tiny_search.py) on random
 16x16 images. The budgets are spread evenly from just above the cheapest
 configuration to just below the dearest. For each search it records whether
 the written file is inside the budget without repair, with repair or
@@ -33,26 +34,16 @@ sys.path.insert(0, ROOT)
 import bpnas_mm  # noqa: E402,F401  (registers the plugin)
 from bpnas_mm.engine import BPNASOptimWrapperConstructor  # noqa: E402
 
-CANDIDATES = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
-ARCH = dict(
-    type='ImageClassifier',
-    data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=10, mean=[127.5] * 3,
-                           std=[64.0] * 3, to_rgb=True),
-    backbone=dict(type='bpnas_mm.ResNetCIFAR', depth=8),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
-              loss=dict(type='CrossEntropyLoss')))
+TINY = osp.join(ROOT, 'configs/bpnas/bpnas_resnet8_tiny_search.py')
 
 
 def build(budget: float, mode: str, theta_init: str, seed: int):
+    from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
-    model = MODELS.build(dict(
-        type='bpnas_mm.BPNAS', architecture=ARCH, candidates=CANDIDATES, budget=budget,
-        quant=dict(fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
-        grouping=[r'(backbone\.layer\d\.\d+)\.'], bops=dict(input_shape=(3, 16, 16)),
-        search=dict(mode=mode, theta_init=theta_init, mu=0.05)))
+    model = MODELS.build(dict(Config.fromfile(TINY).model.to_dict(), budget=budget,
+                              search=dict(mode=mode, theta_init=theta_init, mu=0.05)))
     optim = BPNASOptimWrapperConstructor(dict(
         architecture=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         arch_params=dict(optimizer=dict(type='Adam', lr=0.05, weight_decay=1e-3))))(model)

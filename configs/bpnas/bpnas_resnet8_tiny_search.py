@@ -1,0 +1,16 @@
+# A tiny BP-NAS search model for tests and the budget property run
+# (tools/benchmark/budget_property.py): ResNet-8 for CIFAR, 3 searched BasicBlocks, 8-bit stem
+# and fc fixed, the paper's 8 CIFAR candidates, BOPs probed at 16x16. No data or schedule.
+candidates = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
+architecture = dict(
+    type='ImageClassifier',
+    data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=10, mean=[127.5] * 3,
+                           std=[64.0] * 3, to_rgb=True),
+    backbone=dict(type='bpnas_mm.ResNetCIFAR', depth=8),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
+              loss=dict(type='CrossEntropyLoss')))
+model = dict(
+    type='bpnas_mm.BPNAS', architecture=architecture, candidates=candidates, budget=3.0,
+    quant=dict(fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
+    grouping=[r'(backbone\.layer\d\.\d+)\.'], bops=dict(input_shape=(3, 16, 16)))
