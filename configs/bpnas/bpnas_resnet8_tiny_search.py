@@ -1,6 +1,8 @@
 # A tiny BP-NAS search model for tests and the budget property run
 # (tools/benchmark/budget_property.py): ResNet-8 for CIFAR, 3 searched BasicBlocks, 8-bit stem
 # and fc fixed, the paper's 8 CIFAR candidates, BOPs probed at 16x16. No data or schedule.
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['bpnas_mm'], allow_failed_imports=False)
 candidates = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
 architecture = dict(
     type='ImageClassifier',
