@@ -11,14 +11,15 @@ of every searched group into mixed layers sharing one ``theta`` per group
    baseline, with the ``arch_params`` optimizer (Adam); weights are frozen.
 
 Evaluation runs the current argmax configuration (Eq. 8). Gradients are
-averaged over ranks by hand, so distributed search needs no DDP forward.
+averaged over ranks by hand (:func:`bpnas_mm.utils.distributed.average_gradients`)
+and rank 0's sampled path is used by all, so a distributed search steps as one
+process with the global batch would, and needs no DDP forward.
 """
 import logging
 import math
 from typing import Dict, List, Optional
 
 import torch
-import torch.distributed as dist
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import nn
@@ -30,6 +31,7 @@ from ..models.quant_model import QuantModel
 from ..registry import MODELS
 from ..search.mixed_layers import to_mixed
 from ..search.space import SearchSpace
+from ..utils.distributed import average_gradients, broadcast_choice
 from .losses import barrier_penalty, cost_loss, prob1_regularizer
 
 DEFAULT_SEARCH = dict(mode='composite', loss='barrier', mu=0.05, barrier_delta=0.02,
@@ -172,8 +174,8 @@ class BPNAS(QuantModel):
             probs = [p.detach() for p in probs]
         choice = None
         if self.search_cfg['mode'] == 'sample':
-            choice = {g: int(torch.multinomial(p.detach(), 1).item())
-                      for g, p in zip(self.space.names, probs)}
+            choice = broadcast_choice({g: int(torch.multinomial(p.detach(), 1).item())
+                                       for g, p in zip(self.space.names, probs)})
         self._set_arch(probs, choice)
         return probs
 
@@ -198,21 +200,10 @@ class BPNAS(QuantModel):
     def _weight_params(self):
         return [p for p in self.architecture.parameters() if p.requires_grad]
 
-    @staticmethod
-    def _average_grads(params) -> None:
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return
-        world = dist.get_world_size()
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
-            p.grad.div_(world)
-
     def _update(self, optim_wrapper: OptimWrapper, loss: torch.Tensor, params) -> None:
         """``OptimWrapper.update_params`` with a cross-rank gradient average."""
         optim_wrapper.backward(optim_wrapper.scale_loss(loss))
-        self._average_grads(params)
+        average_gradients(params)
         if optim_wrapper.should_update():
             optim_wrapper.step()
             optim_wrapper.zero_grad()

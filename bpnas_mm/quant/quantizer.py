@@ -10,17 +10,18 @@ Rounding uses the straight-through estimator, so ``dQ/dx`` is 1 inside the clip
 range and 0 outside, and ``alpha`` receives the PACT/LSQ gradient (1 above the
 range, ``round(x/s) - x/s`` scaled by ``ds/dalpha`` inside). ``alpha`` starts
 from the data of the first batch seen (for weights: the weights), by default
-as the clip that minimises the quantization MSE at this bit width (averaged
-over ranks when distributed).
+as the clip that minimises the quantization MSE at this bit width (from every
+rank's data when distributed).
 """
 import math
 from typing import Optional
 
 import torch
-import torch.distributed as dist
+from mmengine import dist
 from torch import nn
 
 from . import cpu_kernels
+from ..utils.distributed import any_rank, gather_values
 from .bits import FLOAT_BITS, check_bits
 from .ste import round_ste, scale_grad, sign_ste
 
@@ -278,18 +279,32 @@ class Quantizer(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
-        """Set ``alpha`` (and an undecided sign) from the data ``x`` (an empty
-        ``x``, e.g. a RoI head's input on an image without proposals, is skipped)."""
-        if x.numel() == 0:
-            return
+        """Set ``alpha`` (and an undecided sign) from the data ``x``.
+
+        Activations (``batched``) are calibrated from every rank's ``x`` together,
+        as one process with the global batch would (exactly so up to
+        ``MAX_INIT_SAMPLES`` values; beyond, each rank draws its share), and
+        every rank makes the same collectives whether its ``x`` is empty or not
+        (a RoI head's input on an image without proposals). When no rank has
+        data the quantizer stays uncalibrated everywhere.
+        """
+        world = dist.get_world_size() if self.batched else 1
         x = x.detach().float()
+        negative = bool((x < 0).any()) if self.signed is None else False
+        values = x.flatten()
+        limit = self.MAX_INIT_SAMPLES // world
+        if values.numel() > limit:  # bounded cost (and quantile's size limit)
+            gen = torch.Generator(device=values.device).manual_seed(0)
+            values = values[torch.randint(0, values.numel(), (limit,), generator=gen,
+                                          device=values.device)]
+        if world > 1:
+            negative = any_rank(negative, device=values.device)
+            values = gather_values(values)
+        if values.numel() == 0:
+            return
         if self.signed is None:
-            self.signed_code.fill_(int(bool((x < 0).any())))
-        mag = x.abs().flatten() if self.signed else x.clamp(min=0).flatten()
-        if mag.numel() > self.MAX_INIT_SAMPLES:  # bounded cost (and quantile's size limit)
-            gen = torch.Generator(device=mag.device).manual_seed(0)
-            mag = mag[torch.randint(0, mag.numel(), (self.MAX_INIT_SAMPLES,), generator=gen,
-                                    device=mag.device)]
+            self.signed_code.fill_(int(negative))
+        mag = values.abs() if self.signed else values.clamp(min=0)
         if self.init == 'mse' and self.bits >= FLOAT_BITS:
             value = torch.quantile(mag, 0.999)  # Clip-ReLU: cut the long tail
         elif self.init == 'max':
@@ -300,11 +315,7 @@ class Quantizer(nn.Module):
             value = torch.minimum(self.k * mag.mean(), mag.max())
         else:
             value = torch.quantile(mag, self.k / 100.0)
-        value = value.clamp(min=1e-8)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(value)
-            value /= dist.get_world_size()
-        self.alpha.data.fill_(float(value))
+        self.alpha.data.fill_(float(value.clamp(min=1e-8)))
         self.initialized.fill_(True)
 
     def fused_args(self, x: torch.Tensor):
