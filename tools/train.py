@@ -11,6 +11,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.device import get_device
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -24,7 +25,8 @@ def parse_args():
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint of the work dir')
-    parser.add_argument('--amp', action='store_true', help='mixed-precision (fp16) training')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed-precision training (mmengine AmpOptimWrapper; needs a GPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -51,6 +53,9 @@ def main():
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        if get_device() == 'cpu':
+            raise SystemExit('--amp: mmengine\'s AmpOptimWrapper needs a GPU (CUDA, NPU, MLU or '
+                             'MUSA) and this machine has none; train without --amp')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':

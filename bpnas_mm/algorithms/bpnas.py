@@ -227,8 +227,8 @@ class BPNAS(QuantModel):
 
         # 1. W step (Eq. 15): task loss on the training split, theta frozen.
         w_optim.zero_grad()
+        self._arch_for_training(with_grad=False)  # theta's arithmetic stays float32 under AMP
         with w_optim.optim_context(self):
-            self._arch_for_training(with_grad=False)
             batch = self.data_preprocessor(train_batch, True)
             loss, log_vars = self.parse_losses(self._run_forward(batch, mode='loss'))
         self._update(w_optim, loss, w_params)
@@ -238,12 +238,12 @@ class BPNAS(QuantModel):
             for p in w_params:
                 p.requires_grad_(False)
             try:
+                probs = self._arch_for_training(with_grad=True)
                 with theta_optim.optim_context(self):
-                    probs = self._arch_for_training(with_grad=True)
                     batch = self.data_preprocessor(search_batch, True)
                     task, _ = self.parse_losses(self._run_forward(batch, mode='loss'))
-                    reg = self.arch_loss(probs)
-                    total = task + sum(v for k, v in reg.items() if k.startswith('loss_'))
+                reg = self.arch_loss(probs)
+                total = task + sum(v for k, v in reg.items() if k.startswith('loss_'))
                 if not torch.isfinite(total):
                     raise FloatingPointError(f'theta-step loss is not finite: {total.item()}')
                 self._update(theta_optim, total, theta_params)

@@ -114,8 +114,11 @@ def _op_backward(op, grad, xq, weight, op_args, mask):
 
 
 def can_fuse(bits: int, x: torch.Tensor) -> bool:
-    """Fused ops serve 2..31-bit float inputs (1-bit signed is binary: ``alpha * sign``)."""
-    return 2 <= bits < FLOAT_BITS and x.dtype in (torch.float32, torch.float64)
+    """Fused ops serve 2..31-bit float32/64 inputs (1-bit signed is binary:
+    ``alpha * sign``) outside autocast (under AMP the op runs in the autocast
+    dtype and the quantizer in float32, unfused)."""
+    return (2 <= bits < FLOAT_BITS and x.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled(x.device.type))
 
 
 def quant_input_conv2d(x, alpha, bits: int, signed: bool, weight, bias, stride, padding,

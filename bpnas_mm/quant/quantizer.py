@@ -26,6 +26,10 @@ from .bits import FLOAT_BITS, check_bits
 from .ste import round_ste, scale_grad, sign_ste
 
 
+#: float dtypes that autocast produces; quantizers compute in float32 instead
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
 def num_steps(bits: int, signed: bool) -> int:
     """Number of positive quantization steps ``n`` (the step is ``alpha / n``)."""
     return 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
@@ -334,6 +338,8 @@ class Quantizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return x
+        if x.dtype in LOW_PRECISION:  # AMP: quantize in float32 (bf16 has 8 mantissa bits)
+            x = x.float()
         if not bool(self.initialized) and self.calibrate:
             self.initialize(x)
         signed = self.signed
