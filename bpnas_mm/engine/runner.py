@@ -15,6 +15,7 @@ import os.path as osp
 import re
 from typing import List, Optional, Tuple
 
+from mmengine.dist import master_only
 from mmengine.runner import Runner
 
 from ..registry import RUNNERS
@@ -58,6 +59,7 @@ def choose_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
 class SafeCheckpointRunner(Runner):
     """``mmengine.runner.Runner`` with atomic checkpoints and an explicit resume."""
 
+    @master_only  # as mmengine's: every rank calls it, rank 0 writes
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
         if '://' in str(out_dir):  # a remote backend: its own semantics
             return super().save_checkpoint(out_dir, filename, *args, **kwargs)

@@ -94,3 +94,48 @@ def test_resume_takes_the_newest_checkpoint_and_says_so(tmp_path):
     assert chosen == str(tmp_path / 'epoch_2.pth') and 'no last_checkpoint' in warnings[0]
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
     assert choose_resume_checkpoint(str(tmp_path)) == (str(tmp_path / 'epoch_2.pth'), [])
+
+
+DIST_CHILD = """
+import os, sys, torch, torch.distributed as dist
+from mmengine.model import BaseModel
+from torch.utils.data import DataLoader, TensorDataset
+from bpnas_mm.engine.runner import SafeCheckpointRunner
+
+
+class Toy(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, inputs=None, data_samples=None, mode='tensor'):
+        return self.fc(inputs)
+
+
+work = sys.argv[1]
+dist.init_process_group('gloo')
+runner = SafeCheckpointRunner(
+    model=Toy(), work_dir=work, experiment_name='toy',
+    train_dataloader=DataLoader(TensorDataset(torch.zeros(2, 4)), batch_size=1),
+    train_cfg=dict(by_epoch=True, max_epochs=1),
+    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)))
+runner.save_checkpoint(work, 'epoch_1.pth', save_optimizer=False, save_param_scheduler=False)
+dist.barrier()
+print('rank', dist.get_rank(), 'saved')
+dist.destroy_process_group()
+"""
+
+
+def test_every_rank_calls_save_and_rank_0_writes(tmp_path):
+    """As mmengine's ``save_checkpoint`` (``master_only``): with two ranks, rank 1's
+    call must neither write nor fail on rank 0's temporary file."""
+    script = tmp_path / 'child.py'
+    script.write_text(DIST_CHILD)
+    work = tmp_path / 'work'
+    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                          f'--master_port={29600 + os.getpid() % 300}', str(script), str(work)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert 'rank 0 saved' in out.stdout and 'rank 1 saved' in out.stdout
+    torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=False)
+    assert not [p for p in os.listdir(work) if p.endswith('.tmp')]
