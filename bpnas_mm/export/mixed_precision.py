@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Optional
 
 from ..quant.bits import check_bits
 from ..utils.atomic_write import write_atomic
+from ..utils.user_files import InputError, read_json, shown
 
 FORMAT = 'bpnas_mm.mixed_precision'
 VERSION = 1
@@ -34,6 +35,7 @@ class MixedPrecision:
     groups: Dict[str, dict] = field(default_factory=dict)
     source: str = ''
     extra: dict = field(default_factory=dict)
+    path: Optional[str] = field(default=None, compare=False)  #: where it was read from
 
     def __post_init__(self):
         if not isinstance(self.layers, dict) or not self.layers:
@@ -57,13 +59,10 @@ class MixedPrecision:
         unknown = [n for n in self.layers if n not in set(model_layers)]
         missing = [n for n in model_layers if n not in self.layers]
         if unknown or missing:
-            msg = [f'{where}: the file does not match the model\'s quantized layers']
-            if unknown:
-                msg.append(f'  layers the model does not have ({len(unknown)}): {unknown[:10]}')
-            if missing:
-                msg.append(f'  model layers the file misses ({len(missing)}): {missing[:10]}')
-            msg.append(f'  the model has {len(model_layers)} quantized layers, e.g. {model_layers[:5]}')
-            raise ValueError('\n'.join(msg))
+            raise InputError(
+                f'{where}: the file does not match the model\'s {len(model_layers)} quantized '
+                f'layers: {len(unknown)} layers the model does not have (e.g. {unknown[:3]}), '
+                f'{len(missing)} model layers missing from the file (e.g. {missing[:3]})')
 
     def to_dict(self) -> dict:
         d = dict(format=FORMAT, version=VERSION, source=self.source,
@@ -74,15 +73,20 @@ class MixedPrecision:
     @classmethod
     def from_dict(cls, d: dict, where: str = 'mixed precision') -> 'MixedPrecision':
         if not isinstance(d, dict) or d.get('format') != FORMAT:
-            raise ValueError(f'{where}: not a bpnas_mm mixed-precision file '
+            raise InputError(f'{where}: not a bpnas_mm mixed-precision file '
                              f'(expected "format": "{FORMAT}")')
         if d.get('version') != VERSION:
-            raise ValueError(f'{where}: unsupported version {d.get("version")!r}; '
+            raise InputError(f'{where}: unsupported version {d.get("version")!r}; '
                              f'this bpnas_mm reads version {VERSION}')
         extra = {k: v for k, v in d.items()
                  if k not in ('format', 'version', 'source', 'layers', 'groups')}
-        return cls(layers=d.get('layers'), groups=d.get('groups') or {},
-                   source=d.get('source', ''), extra=extra)
+        try:
+            return cls(layers=d.get('layers'), groups=d.get('groups') or {},
+                       source=d.get('source', ''), extra=extra)
+        except InputError:
+            raise
+        except ValueError as e:  # a layer without widths, a width out of range
+            raise InputError(f'{where}: {e}')
 
 
 def load_mixed_precision(path_or_dict) -> MixedPrecision:
@@ -92,14 +96,10 @@ def load_mixed_precision(path_or_dict) -> MixedPrecision:
     if isinstance(path_or_dict, dict):
         return MixedPrecision.from_dict(path_or_dict)
     path = os.fspath(path_or_dict)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'mixed-precision file not found: {path}')
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f'{path}: not valid JSON ({e})')
-    return MixedPrecision.from_dict(data, where=path)
+    data = read_json(path, 'mixed-precision file')
+    mp = MixedPrecision.from_dict(data, where=f'mixed-precision file: {shown(path)}')
+    mp.path = path
+    return mp
 
 
 def save_mixed_precision(mp: MixedPrecision, path: str) -> str:

@@ -7,10 +7,8 @@ to the task model unchanged, so mmdet's and mmpretrain's losses, metrics and
 loops work as they are. Layer names everywhere (rules, files, reports) are
 relative to the task model.
 """
-import os
+import re
 from typing import Dict, List, Optional, Sequence, Union
-
-import torch
 
 from mmengine.model import BaseModel
 from mmengine.runner import load_checkpoint
@@ -23,6 +21,8 @@ from ..registry import MODELS
 from ..search.grouping import assign_groups, layer_to_group
 from .patcher import quantize_model
 from .probe_inputs import make_probe_forward
+from ..utils.user_files import (InputError, check_checkpoint_file, load_fitting,
+                                 read_state_dict, shown)
 from .supernet_weights import supernet_to_fixed_state
 
 #: how BOPs are probed unless the config says otherwise
@@ -80,8 +80,8 @@ class QuantModel(BaseModel):
             raise ValueError('give float_checkpoint or supernet_checkpoint, not both')
         for field, path in (('float_checkpoint', float_checkpoint),
                             ('supernet_checkpoint', supernet_checkpoint)):
-            if path and not os.path.isfile(path):
-                raise FileNotFoundError(f'{field}: file not found: {path}')
+            if path and '://' not in str(path):  # a URL is mmengine's to fetch
+                check_checkpoint_file(path, f'model.{field}')
         self.float_checkpoint = float_checkpoint
         self.supernet_checkpoint = supernet_checkpoint
         self.mixed_precision: Optional[MixedPrecision] = None
@@ -92,12 +92,13 @@ class QuantModel(BaseModel):
     def apply_mixed_precision(self, mp) -> None:
         """Set every quantized layer's bits from a mixed-precision file."""
         mp = load_mixed_precision(mp)
-        mp.check_layers(self.qlayers, where='mixed_precision')
+        where = 'model.mixed_precision' + (f' {shown(mp.path)}' if mp.path else '')
+        mp.check_layers(self.qlayers, where=where)
         for name, layer in self.qlayers.items():
             w_bits, a_bits = mp.bits(name)
             if layer.fixed_precision and (w_bits, a_bits) != (layer.w_bits, layer.a_bits):
-                raise ValueError(
-                    f'mixed_precision: layer {name!r} is fixed at (w_bits={layer.w_bits}, '
+                raise InputError(
+                    f'{where}: layer {name!r} is fixed at (w_bits={layer.w_bits}, '
                     f'a_bits={layer.a_bits}) by quant.fixed, the file says ({w_bits}, {a_bits})')
             layer.w_bits, layer.a_bits = w_bits, a_bits
         self.mixed_precision = mp
@@ -125,15 +126,25 @@ class QuantModel(BaseModel):
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
         super().init_weights()
-        if self.float_checkpoint:
+        if self.float_checkpoint and '://' in str(self.float_checkpoint):
             load_checkpoint(self.architecture, self.float_checkpoint, map_location='cpu',
                             strict=True, revise_keys=[(r'^module\.', ''),
                                                       (r'^architecture\.', '')])
+        elif self.float_checkpoint:
+            what = 'model.float_checkpoint'
+            state = read_state_dict(self.float_checkpoint, what)
+            state = {re.sub(r'^(module\.)?(architecture\.)?', '', k): v for k, v in state.items()}
+            load_fitting(self.architecture, state, self.float_checkpoint, what)
         if self.supernet_checkpoint:
-            ckpt = torch.load(self.supernet_checkpoint, map_location='cpu', weights_only=True)
+            what = 'model.supernet_checkpoint'
             bits = {n: (m.w_bits, m.a_bits) for n, m in self.qlayers.items()}
-            state = supernet_to_fixed_state(ckpt.get('state_dict', ckpt), bits)
-            self.architecture.load_state_dict(state, strict=True)
+            try:
+                state = supernet_to_fixed_state(read_state_dict(self.supernet_checkpoint, what),
+                                                bits)
+            except KeyError as e:  # another model's supernet, or other candidates
+                raise InputError(f'{what}: {shown(self.supernet_checkpoint)} does not fit the '
+                                 f'model: {e.args[0]}')
+            load_fitting(self.architecture, state, self.supernet_checkpoint, what)
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):

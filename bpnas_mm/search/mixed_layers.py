@@ -20,7 +20,6 @@ activation-sized tensor is added.
 from typing import Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..quant.layers import QConv2d, QLinear, reshape_weight

@@ -11,10 +11,10 @@ from mmengine.registry import init_default_scope
 from onnx import numpy_helper
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
-from bpnas_mm.deploy.loading import check_writable
 from bpnas_mm.deploy.onnx_export import export_onnx, graph_module
 from bpnas_mm.deploy.qdq_layers import ExportError, weight_codes
 from bpnas_mm.registry import MODELS
+from bpnas_mm.utils.user_files import InputError, check_writable_dir
 
 ort = pytest.importorskip('onnxruntime')
 CONFIG = 'configs/quant/resnet20_cifar10_mp.py'
@@ -112,8 +112,8 @@ def test_widths_over_8_bits_are_refused_and_nothing_is_written(model, tmp_path):
 
 def test_unwritable_output_is_refused(tmp_path):
     (tmp_path / 'file').write_text('')
-    with pytest.raises(SystemExit, match='not a directory'):
-        check_writable(str(tmp_path / 'file'))
+    with pytest.raises(InputError, match=r'--out: .*file exists and is not a directory'):
+        check_writable_dir(str(tmp_path / 'file'), '--out')
 
 
 def test_requantized_outputs_let_the_runtime_fuse_every_conv(model, tmp_path):

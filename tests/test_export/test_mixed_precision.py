@@ -6,6 +6,7 @@ import pytest
 from bpnas_mm.export import (MixedPrecision, from_groups, load_mixed_precision,
                              save_mixed_precision)
 from bpnas_mm.models import QuantModel
+from bpnas_mm.utils.user_files import InputError
 
 FIXED = [dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]
 GROUPING = [r'(backbone\.layer\d\.\d+)\.']
@@ -42,17 +43,17 @@ def test_file_must_match_the_model(tmp_path, tiny_classifier):
     mp = _mp_for(model)
     del mp.layers['backbone.layer1.0.conv1']
     mp.layers['backbone.layer7.0.conv1'] = dict(w_bits=2, a_bits=2)
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(InputError) as e:
         model.apply_mixed_precision(mp)
-    assert 'layers the model does not have (1)' in str(e.value)
-    assert 'model layers the file misses (1)' in str(e.value)
+    assert "1 layers the model does not have (e.g. ['backbone.layer7.0.conv1'])" in str(e.value)
+    assert "1 model layers missing from the file (e.g. ['backbone.layer1.0.conv1'])" in str(e.value)
 
 
 def test_fixed_layer_conflict(tiny_classifier):
     model = _model(tiny_classifier)
     mp = _mp_for(model)
     mp.layers['backbone.conv1'] = dict(w_bits=4, a_bits=4)
-    with pytest.raises(ValueError, match="'backbone.conv1' is fixed at"):
+    with pytest.raises(InputError, match="'backbone.conv1' is fixed at"):
         model.apply_mixed_precision(mp)
 
 
@@ -70,12 +71,13 @@ def test_fixed_layer_conflict(tiny_classifier):
 def test_bad_files(tmp_path, content, match):
     path = tmp_path / 'bad.json'
     path.write_text(content)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match) as err:
         load_mixed_precision(path)
+    assert str(err.value).startswith(f'mixed-precision file: {path}')  # names the file
 
 
 def test_missing_file():
-    with pytest.raises(FileNotFoundError, match='mixed-precision file not found'):
+    with pytest.raises(InputError, match='mixed-precision file: file not found: /nonexistent/'):
         load_mixed_precision('/nonexistent/mp.json')
 
 

@@ -10,14 +10,15 @@ of ``--mp-config``); any other model config is reported in float (32 bit).
 import argparse
 import json
 import os
-import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import MODELS, init_default_scope
 
 import bpnas_mm  # noqa: F401
 from bpnas_mm.bops.report import build_report, format_report
 from bpnas_mm.models import QuantModel
+from bpnas_mm.utils.atomic_write import write_atomic
+from bpnas_mm.utils.user_files import check_writable_dir, load_config, require_file, run_tool
 
 
 def parse_args(argv=None):
@@ -36,7 +37,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build_model(cfg: Config, input_shape=None):
+def build_model(cfg, input_shape=None):
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model_cfg = cfg.model
     if input_shape:
@@ -48,15 +49,16 @@ def build_model(cfg: Config, input_shape=None):
     return model
 
 
+@run_tool
 def main(argv=None):
     args = parse_args(argv)
-    if not os.path.isfile(args.config):
-        sys.exit(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if args.mp_config and not os.path.isfile(args.mp_config):
-        sys.exit(f'--mp-config: file not found: {args.mp_config}')
+    if args.mp_config:
+        require_file(args.mp_config, '--mp-config')
+    if args.json:
+        check_writable_dir(os.path.dirname(os.path.abspath(args.json)), '--json')
     if cfg.model.get('type') in ('bpnas_mm.QuantModel', 'QuantModel'):
         # BOPs need no weights; the file given replaces the config's own (which may not exist)
         cfg.model.float_checkpoint = cfg.model.supernet_checkpoint = None
@@ -81,9 +83,7 @@ def main(argv=None):
     report = build_report(model.layer_costs(), include_fixed, block_types, settings)
     print(format_report(report))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
+        write_atomic(args.json, lambda f: json.dump(report, f, indent=2))
         print(f'\nJSON report written to {args.json}')
     return report
 

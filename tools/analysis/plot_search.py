@@ -22,7 +22,15 @@ def load_history(work_dir):
     if not os.path.isfile(path):
         sys.exit(f'{path} not found: was the search run with bpnas_mm.ArchLoggingHook?')
     with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    records = []
+    for i, (n, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i < len(lines) - 1:
+                sys.exit(f'{path} line {n} is not a JSON record ({e})')
+            print(f'{path}: the last line is cut off (a killed search); skipped')
     if not records:
         sys.exit(f'{path} is empty')
     # a resumed run appends: keep the last record of each iteration

@@ -23,10 +23,11 @@ import torch
 from mmengine.config import DictAction
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
-from bpnas_mm.deploy.loading import calibrate, check_writable, load_quant_model
+from bpnas_mm.deploy.loading import calibrate, load_quant_model
 from bpnas_mm.deploy.onnx_export import export_onnx, task_kind
 from bpnas_mm.deploy.qdq_layers import ExportError
 from bpnas_mm.deploy.verify import calibration_feeds
+from bpnas_mm.utils.user_files import check_writable_dir, run_tool
 
 
 def parse_args():
@@ -50,9 +51,10 @@ def parse_args():
     return p.parse_args()
 
 
+@run_tool
 def main():
     args = parse_args()
-    check_writable(args.out)
+    check_writable_dir(args.out, '--out')
     if args.batch < 1:
         raise SystemExit(f'--batch must be >= 1, got {args.batch}')
     if args.requantize_outputs < 0 or (args.requantize_outputs and args.float):

@@ -20,9 +20,10 @@ import onnx
 from mmengine.config import DictAction
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
-from bpnas_mm.deploy.loading import check_writable, load_quant_model
+from bpnas_mm.deploy.loading import load_quant_model
 from bpnas_mm.deploy.runtime import fused_ops
 from bpnas_mm.deploy.verify import classifier_parity, detector_parity
+from bpnas_mm.utils.user_files import check_writable_dir, read_json, run_tool
 
 
 def ideal_bytes(sidecar: dict, graph) -> float:
@@ -37,6 +38,7 @@ def ideal_bytes(sidecar: dict, graph) -> float:
     return total
 
 
+@run_tool
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config')
@@ -49,16 +51,13 @@ def main():
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args()
     if args.json:
-        check_writable(osp.dirname(osp.abspath(args.json)))
+        check_writable_dir(osp.dirname(osp.abspath(args.json)), '--json')
     path = osp.join(args.deploy_dir, 'model.onnx')
     meta = osp.join(args.deploy_dir, 'model.json')
     for f in (path, meta):
         if not osp.isfile(f):
             raise SystemExit(f'deploy dir: {f} not found (run tools/deploy/export_onnx.py)')
-    try:
-        sidecar = json.load(open(meta))
-    except (OSError, ValueError) as e:
-        raise SystemExit(f'deploy dir: cannot read {meta}: {e}')
+    sidecar = read_json(meta, 'deploy dir')
     task = sidecar.get('task')
     if task not in ('classifier', 'detector'):
         raise SystemExit(f'{meta}: task {task!r}; verified: classifier, detector')

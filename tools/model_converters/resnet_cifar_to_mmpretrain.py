@@ -5,30 +5,32 @@
 """
 import argparse
 import os
-import sys
 
 import torch
 
 from bpnas_mm.models.convert import convert_resnet_cifar
+from bpnas_mm.utils.atomic_write import write_atomic
+from bpnas_mm.utils.user_files import (InputError, check_writable_dir, read_state_dict, run_tool,
+                                     shown)
 
 
+@run_tool
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('src')
     p.add_argument('dst')
     args = p.parse_args(argv)
-    if not os.path.isfile(args.src):
-        sys.exit(f'source checkpoint not found: {args.src}')
-    ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        sys.exit(f'{args.src}: no state dict found')
-    out = convert_resnet_cifar(state)
-    os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
-    tmp = args.dst + '.tmp'
-    torch.save({'state_dict': out, 'meta': {'converted_from': os.path.basename(args.src)}}, tmp)
-    os.replace(tmp, args.dst)
+    state = read_state_dict(args.src, 'source checkpoint')
+    check_writable_dir(os.path.dirname(os.path.abspath(args.dst)), 'destination')
+    try:
+        out = convert_resnet_cifar(state)
+    except KeyError as e:
+        raise InputError(f'source checkpoint: {shown(args.src)} is not a CIFAR ResNet '
+                         f'checkpoint ({e.args[0]})')
+    write_atomic(args.dst, lambda f: torch.save(
+        {'state_dict': out, 'meta': {'converted_from': os.path.basename(args.src)}}, f),
+        binary=True)
     print(f'converted {len(state)} tensors -> {args.dst} ({len(out)} keys)')
 
 
