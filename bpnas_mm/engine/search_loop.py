@@ -1,4 +1,5 @@
 """Algorithm 1 as an mmengine loop: a training and a search dataloader, zipped."""
+import logging
 import random
 from typing import Dict, Optional, Union
 
@@ -38,7 +39,8 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
     epoch draws (path sampling, augmentation, loader seeds) does not depend
     on what ran before it: a search resumed at an epoch boundary repeats the
     uninterrupted one exactly (validation, model building and calibration in
-    between draw from the same generators).
+    between draw from the same generators). Resumed inside an epoch (from an
+    iteration checkpoint), it warns: that epoch restarts from its first batch.
 
     Args:
         runner, dataloader, max_epochs, val_begin, val_interval: as
@@ -66,6 +68,22 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
         self.search_dataloader = search_dataloader
         self._search_iter = None
         self._search_pass = 0
+        self._checked_start = False
+
+    def _warn_if_mid_epoch(self) -> None:
+        """mmengine's epoch loop resumes at epoch boundaries: resumed from a
+        checkpoint saved inside an epoch (``CheckpointHook(by_epoch=False)``),
+        it trains that epoch again from its first batch. Say so once."""
+        if self._checked_start:
+            return
+        self._checked_start = True
+        boundary = self._epoch * len(self.dataloader)
+        if self._iter != boundary:
+            print_log(f'resumed at iteration {self._iter}, inside epoch {self._epoch + 1} '
+                      f'(which starts at iteration {boundary}): the epoch runs again from its '
+                      f'first batch and the search will not repeat an uninterrupted one; resume '
+                      f'from an epoch checkpoint for that', logger='current',
+                      level=logging.WARNING)
 
     def _next_search_batch(self):
         """Next search batch; its order depends only on (epoch, pass), so a
@@ -83,6 +101,7 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
             return self._next_search_batch()
 
     def run_epoch(self) -> None:
+        self._warn_if_mid_epoch()
         seed = epoch_seed(self.runner.seed, self._epoch)
         random.seed(seed)
         np.random.seed(seed)
