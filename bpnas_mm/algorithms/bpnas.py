@@ -10,11 +10,15 @@ of every searched group into mixed layers sharing one ``theta`` per group
    (Eq. 12) + Prob-1 (Eq. 14), or ``lambda * E`` (Eq. 9) for the DNAS-style
    baseline, with the ``arch_params`` optimizer (Adam); weights are frozen.
 
-Evaluation runs the current argmax configuration (Eq. 8). Gradients are
+The search state (theta, the search space, sampling, the written choice) has
+one owner, :class:`~bpnas_mm.search.mutator.PrecisionMutator` (``self.mutator``);
+this class adds the losses and the steps. Evaluation runs the mutator's choice
+(Eq. 8 argmax, repaired into the budget unless ``search.repair=False``). Gradients are
 averaged over ranks by hand (:func:`bpnas_mm.utils.distributed.average_gradients`)
 and rank 0's sampled path is used by all, so a distributed search steps as one
 process with the global batch would, and needs no DDP forward.
 """
+import dataclasses
 import logging
 import math
 from typing import Dict, List, Optional
@@ -30,8 +34,10 @@ from ..models.patcher import set_submodule
 from ..models.quant_model import QuantModel
 from ..registry import MODELS
 from ..search.mixed_layers import to_mixed
+from ..search.mutator import PrecisionMutator
 from ..search.space import SearchSpace
-from ..utils.distributed import average_gradients, broadcast_choice
+from ..utils.config_checks import check_bool, check_choice, check_number, with_defaults
+from ..utils.distributed import average_gradients
 from .losses import barrier_penalty, cost_loss, prob1_regularizer
 
 DEFAULT_SEARCH = dict(mode='composite', loss='barrier', mu=0.05, barrier_delta=0.02,
@@ -43,42 +49,15 @@ SEARCH_CHOICES = dict(mode=('composite', 'sample'), loss=('barrier', 'cost'),
 
 def check_search_cfg(search: Optional[dict]) -> dict:
     """Defaults plus validation of ``search=dict(...)``."""
-    cfg = dict(DEFAULT_SEARCH)
-    unknown = set(search or {}) - set(DEFAULT_SEARCH)
-    if unknown:
-        raise ValueError(f'search: unknown keys {sorted(unknown)}; allowed: {sorted(DEFAULT_SEARCH)}')
-    cfg.update(search or {})
+    cfg = with_defaults(search, DEFAULT_SEARCH, 'search')
     for key, allowed in SEARCH_CHOICES.items():
-        if cfg[key] not in allowed:
-            raise ValueError(f'search.{key} must be one of {allowed}, got {cfg[key]!r}')
-    if not isinstance(cfg['repair'], bool):
-        raise ValueError(f'search.repair must be True or False, got {cfg["repair"]!r}')
+        check_choice(cfg[key], f'search.{key}', allowed)
+    check_bool(cfg['repair'], 'search.repair')
     for key in ('mu', 'cost_lambda', 'prob1_weight', 'init_margin'):
         check_number(cfg[key], f'search.{key}', low=0.0)
     check_number(cfg['barrier_delta'], 'search.barrier_delta', low=0.0, high=1.0,
                  open_low=True, open_high=True)
     return cfg
-
-
-def check_number(value, field: str, low: Optional[float] = None, high: Optional[float] = None,
-                 open_low: bool = False, open_high: bool = False) -> float:
-    """``value`` as a float if it is a finite real number in the range, else a
-    ``ValueError`` that names ``field`` and the allowed range."""
-    lo = '(' if open_low else '['
-    hi = ')' if open_high else ']'
-    allowed = f'{lo}{"-inf" if low is None else low}, {"inf" if high is None else high}{hi}'
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if open_low else value >= low
-    if ok and high is not None:
-        ok = value < high if open_high else value <= high
-    if not ok:
-        raise ValueError(f'{field} must be a finite number in {allowed}, got {value!r}')
-    return float(value)
-
-
-def _param_key(group: str) -> str:
-    return group.replace('.', '_')
 
 
 @MODELS.register_module()
@@ -115,77 +94,84 @@ class BPNAS(QuantModel):
         self.search_cfg = check_search_cfg(search)
         self.mu = float(self.search_cfg['mu'])
         self.costs: List[LayerCost] = self.layer_costs()
-        self.space = SearchSpace(self.costs, self.groups, candidates,
-                                 include_fixed=self.bops_cfg['include_fixed'])
-        self.budget = self.space.check_budget(budget, 'budget')
-        keys = [_param_key(g) for g in self.space.names]
-        if len(set(keys)) != len(keys):
-            raise ValueError('grouping: two group names map to the same parameter key')
-        self.arch_params = nn.ParameterDict(
-            {k: nn.Parameter(torch.zeros(len(self.space.candidates))) for k in keys})
+        space = SearchSpace(self.costs, self.groups, candidates,
+                            include_fixed=self.bops_cfg['include_fixed'])
+        budget = space.check_budget(budget, 'budget')
+        theta0 = None
         if self.search_cfg['theta_init'] == 'feasible' and self.search_cfg['loss'] == 'barrier':
-            theta0 = self.space.feasible_theta(self._start_bits(), hinge_bits=self.budget)
-            with torch.no_grad():
-                for theta in self.arch_params.values():
-                    theta.copy_(theta0)
-        for names in self.space.groups.values():
+            theta0 = space.feasible_theta(self._start_bits(space, budget), hinge_bits=budget)
+        layers = {}
+        for g, names in space.groups.items():
             for name in names:
-                mixed = to_mixed(self.qlayers[name], self.space.candidates)
+                mixed = to_mixed(self.qlayers[name], space.candidates)
                 set_submodule(self.architecture, name, mixed)
                 self.qlayers[name] = mixed
-        self._last_stats: Dict[str, float] = {}
+            layers[g] = [self.qlayers[n] for n in names]
+        self.mutator = PrecisionMutator(space, layers, budget, repair=self.search_cfg['repair'],
+                                        theta0=theta0)
+        self._register_load_state_dict_pre_hook(_rename_old_theta_keys)
 
-    def _start_bits(self) -> float:
+    @property
+    def space(self) -> SearchSpace:
+        """The mutator's search space (groups, candidates, costs)."""
+        return self.mutator.space
+
+    @property
+    def budget(self) -> float:
+        """``B_max`` in average bits (the mutator's)."""
+        return self.mutator.budget
+
+    @property
+    def arch_params(self) -> nn.ParameterDict:
+        """``theta`` (the mutator's; the ``arch_params`` optimizer's parameters)."""
+        return self.mutator.arch_params
+
+    def _start_bits(self, space: SearchSpace, budget: float) -> float:
         """The expected bits of the feasible start: ``B_max - init_margin``, kept
         strictly above the cheapest configuration (at most halfway down to it),
         where ``softmax(theta)`` would be one-hot and the search could not move."""
-        lo, hi = self.space.bits_range()
-        room = self.budget - lo
+        lo, hi = space.bits_range()
+        room = budget - lo
         if room <= 1e-6:
             raise ValueError(
-                f'budget: B_max = {self.budget} is the cheapest configuration ({lo:.4f} average '
+                f'budget: B_max = {budget} is the cheapest configuration ({lo:.4f} average '
                 f'bits): a feasible start would be one-hot on it and nothing could be searched; '
                 f'allowed: B_max in ({lo:.4f}, {hi:.4f}]')
-        target = self.budget - self.search_cfg['init_margin']
+        target = budget - self.search_cfg['init_margin']
         if target < lo + room / 2:
             print_log(
                 f'search.init_margin={self.search_cfg["init_margin"]} would start at E = '
                 f'{target:.4f} average bits, {"below" if target <= lo else "too close to"} the '
                 f'cheapest configuration ({lo:.4f}); starting at E = {lo + room / 2:.4f}, halfway '
-                f'between it and B_max = {self.budget}', logger='current', level=logging.WARNING)
+                f'between it and B_max = {budget}', logger='current', level=logging.WARNING)
             target = lo + room / 2
         return target
 
+    def set_mu(self, mu: float) -> None:
+        """The barrier weight for the next steps (:class:`BarrierMuHook` schedules it)."""
+        self.mu = check_number(mu, 'mu', low=0.0)
+
     # ------------------------------------------------------------ architecture
     def probs(self) -> List[torch.Tensor]:
-        """Eq. 7: ``softmax(theta)`` per searched group, in search-space order."""
-        return [torch.softmax(self.arch_params[_param_key(g)], 0) for g in self.space.names]
+        """Eq. 7 (the mutator's)."""
+        return self.mutator.probs()
 
-    def _set_arch(self, probs: Optional[List[torch.Tensor]], choice: Optional[Dict[str, int]]):
-        for i, (g, names) in enumerate(self.space.groups.items()):
-            for name in names:
-                layer = self.qlayers[name]
-                layer.arch_probs = None if probs is None else probs[i]
-                layer.arch_choice = None if choice is None else choice[g]
+    def expected_bits(self, probs=None) -> torch.Tensor:
+        """Eq. 10 in average bits (the mutator's; differentiable in theta)."""
+        return self.mutator.expected_bits(probs)
 
     def _arch_for_training(self, with_grad: bool):
+        """``(probs, choice)`` of one step: the importance factors (detached for
+        the W step) and, in path sampling, the sampled path."""
         probs = self.probs()
         if not with_grad:
             probs = [p.detach() for p in probs]
-        choice = None
-        if self.search_cfg['mode'] == 'sample':
-            choice = broadcast_choice({g: int(torch.multinomial(p.detach(), 1).item())
-                                       for g, p in zip(self.space.names, probs)})
-        self._set_arch(probs, choice)
-        return probs
-
-    def expected_bits(self, probs=None) -> torch.Tensor:
-        """Eq. 10 in average bits (differentiable in theta)."""
-        return self.space.expected_bits(self.probs() if probs is None else probs)
+        choice = self.mutator.sample(probs) if self.search_cfg['mode'] == 'sample' else None
+        return probs, choice
 
     def arch_loss(self, probs) -> Dict[str, torch.Tensor]:
         """The theta-step regularizers: barrier (or cost) and Prob-1."""
-        e = self.space.expected_bits(probs)
+        e = self.mutator.expected_bits(probs)
         out = dict(expected_bits=e)
         if self.search_cfg['loss'] == 'barrier':
             out['loss_barrier'] = barrier_penalty(e, self.budget, self.mu,
@@ -227,8 +213,8 @@ class BPNAS(QuantModel):
 
         # 1. W step (Eq. 15): task loss on the training split, theta frozen.
         w_optim.zero_grad()
-        self._arch_for_training(with_grad=False)  # theta's arithmetic stays float32 under AMP
-        with w_optim.optim_context(self):
+        probs, choice = self._arch_for_training(with_grad=False)  # float32 under AMP too
+        with w_optim.optim_context(self), self.mutator.applied(probs, choice):
             batch = self.data_preprocessor(train_batch, True)
             loss, log_vars = self.parse_losses(self._run_forward(batch, mode='loss'))
         self._update(w_optim, loss, w_params)
@@ -238,8 +224,8 @@ class BPNAS(QuantModel):
             for p in w_params:
                 p.requires_grad_(False)
             try:
-                probs = self._arch_for_training(with_grad=True)
-                with theta_optim.optim_context(self):
+                probs, choice = self._arch_for_training(with_grad=True)
+                with theta_optim.optim_context(self), self.mutator.applied(probs, choice):
                     batch = self.data_preprocessor(search_batch, True)
                     task, _ = self.parse_losses(self._run_forward(batch, mode='loss'))
                 reg = self.arch_loss(probs)
@@ -254,27 +240,14 @@ class BPNAS(QuantModel):
             for k, v in reg.items():
                 log_vars[k] = v.detach()
             log_vars['mu'] = torch.tensor(self.mu)
-        self._set_arch(None, None)
         return log_vars
 
     # -------------------------------------------------------------- evaluation
-    def sampled_choice(self):
-        """Eq. 8 argmax, repaired into the budget (unless ``search.repair`` is
-        False); returns (choice, moves)."""
-        probs = self.probs()
-        argmax = self.space.argmax(probs)
-        if not self.search_cfg['repair']:
-            return argmax, []
-        return self.space.repair(argmax, probs, self.budget)
-
     def _eval_step(self, data, mode):
-        choice, _ = self.sampled_choice()
-        self._set_arch(None, choice)
-        try:
+        choice, _ = self.mutator.choice()
+        with self.mutator.applied(None, choice):
             batch = self.data_preprocessor(data, False)
             return self._run_forward(batch, mode=mode)
-        finally:
-            self._set_arch(None, None)
 
     def val_step(self, data):
         return self._eval_step(data, 'predict')
@@ -285,35 +258,32 @@ class BPNAS(QuantModel):
     # ------------------------------------------------------------------ export
     def export(self) -> MixedPrecision:
         """The searched mixed-precision file, inside the budget (with ``search.repair``)."""
-        probs = self.probs()
-        argmax = self.space.argmax(probs)
-        choice, moves = self.sampled_choice()
+        arch = self.mutator.snapshot()
         cands = self.space.candidates
-        group_bits = {g: cands[j] for g, j in choice.items()}
+        group_bits = {g: cands[j] for g, j in arch.choice.items()}
+        group_of = {name: g for g, names in self.space.groups.items() for name in names}
         fixed = {n: (m.w_bits, m.a_bits) for n, m in self.qlayers.items() if m.fixed_precision}
-        costs = []
-        for c in self.costs:
-            if c.fixed:
-                costs.append(c)
-            else:
-                g = next(g for g, names in self.space.groups.items() if c.name in names)
-                w, a = group_bits[g]
-                costs.append(LayerCost(c.name, c.kind, c.macs, c.params, w, a, False, c.group,
-                                       c.rows))
+        costs = [c if c.fixed else dataclasses.replace(c, w_bits=group_bits[group_of[c.name]][0],
+                                                       a_bits=group_bits[group_of[c.name]][1])
+                 for c in self.costs]
         summary = summarize(costs, include_fixed=self.space.include_fixed)
-        avg_bits = self.space.avg_bits_of(choice)
+        avg_bits = arch.choice_bits
         assert math.isclose(avg_bits, summary['avg_bits'], rel_tol=1e-9)
         extra = dict(
             budget_avg_bits=self.budget, avg_bits=avg_bits, inside_budget=avg_bits <= self.budget,
-            argmax_avg_bits=self.space.avg_bits_of(argmax),
-            repaired=bool(moves), repair_moves=moves,
-            expected_bits=float(self.expected_bits().detach()),
-            probabilities={g: [round(float(v), 6) for v in p.detach()]
-                           for g, p in zip(self.space.names, probs)},
+            argmax_avg_bits=arch.argmax_bits,
+            repaired=arch.repaired, repair_moves=list(arch.repair_moves),
+            expected_bits=arch.expected_bits, probabilities=arch.probs,
             candidates=[list(c) for c in cands], search=dict(self.search_cfg, mu=self.mu),
             summary=summary, summary_all_layers=summarize(costs, include_fixed=True),
             bops_settings=dict(input_shape=list(self.bops_cfg['input_shape']),
                                num_rois=self.bops_cfg['num_rois']))
-        groups_all = dict(self.groups)
-        return from_groups(group_bits, groups_all, fixed=fixed,
+        return from_groups(group_bits, dict(self.groups), fixed=fixed,
                            source='bpnas_mm search (BP-NAS)', extra=extra)
+
+
+def _rename_old_theta_keys(state_dict, prefix, *args) -> None:
+    """Checkpoints written before the mutator kept theta at ``arch_params.*``."""
+    old = prefix + 'arch_params.'
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + 'mutator.' + key[len(prefix):]] = state_dict.pop(key)

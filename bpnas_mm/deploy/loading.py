@@ -21,8 +21,8 @@ CHECKPOINT_KINDS = ('retrain', 'supernet', 'float')
 
 def checkpoint_kind(state: dict) -> str:
     """'supernet' (BPNAS), 'retrain' (QuantModel) or 'float' (task model)."""
-    if any(k.startswith(('arch_params', 'module.arch_params')) or '.w_quants.' in k
-           for k in state):
+    if any(k.startswith(('mutator.', 'module.mutator.', 'arch_params', 'module.arch_params'))
+           or '.w_quants.' in k for k in state):
         return 'supernet'
     if any(k.endswith(('w_quant.alpha', 'a_quant.alpha')) for k in state):
         return 'retrain'

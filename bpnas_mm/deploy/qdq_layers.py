@@ -34,7 +34,7 @@ from torch import nn
 
 from ..quant.bits import FLOAT_BITS
 from ..quant.layers import QConv2d, QLinear, reshape_weight
-from ..quant.quantizer import num_steps
+from ..quant.functional import num_steps
 
 #: widest integer width an ONNX export holds (int8 / uint8 containers)
 MAX_INT_BITS = 8

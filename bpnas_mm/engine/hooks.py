@@ -11,13 +11,16 @@ from mmengine.model import is_model_wrapper
 
 from ..export.mixed_precision import save_mixed_precision
 from ..registry import HOOKS
+from ..search.mutator import PrecisionMutator
 from ..utils.atomic_write import write_atomic
 
 
 def _algorithm(runner):
+    """The search model: one with a :class:`PrecisionMutator` (``bpnas_mm.BPNAS``)."""
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    if not hasattr(model, 'space'):
-        raise TypeError(f'this hook needs a bpnas_mm.BPNAS model, got {type(model).__name__}')
+    if not isinstance(getattr(model, 'mutator', None), PrecisionMutator):
+        raise TypeError(f'this hook needs a search model with a bpnas_mm PrecisionMutator '
+                        f'(bpnas_mm.BPNAS), got {type(model).__name__}')
     return model
 
 
@@ -48,7 +51,7 @@ class BarrierMuHook(Hook):
         return self.start + (self.end - self.start) * f
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        _algorithm(runner).mu = self.mu_at(runner.iter / max(runner.max_iters, 1))
+        _algorithm(runner).set_mu(self.mu_at(runner.iter / max(runner.max_iters, 1)))
 
 
 @HOOKS.register_module()
@@ -86,26 +89,22 @@ class ArchLoggingHook(Hook):
 
     def log(self, runner) -> None:
         model = _algorithm(runner)
-        probs = [p.detach().cpu() for p in model.probs()]
-        space = model.space
-        choice, moves = space.repair(space.argmax(probs), probs, model.budget)
+        arch, space = model.mutator.snapshot(), model.mutator.space
         record = dict(iter=runner.iter + 1, epoch=runner.epoch, mu=model.mu,
-                      budget=model.budget, expected_bits=float(space.expected_bits(probs)),
-                      argmax_bits=space.avg_bits_of(space.argmax(probs)),
-                      sampled_bits=space.avg_bits_of(choice), repaired=bool(moves),
-                      candidates=[list(c) for c in space.candidates],
-                      probs={g: [round(float(v), 6) for v in p]
-                             for g, p in zip(space.names, probs)})
-        scalars = {f'arch/{g}/w{w}a{a}': float(p[j]) for g, p in zip(space.names, probs)
+                      budget=model.budget, expected_bits=arch.expected_bits,
+                      argmax_bits=arch.argmax_bits, sampled_bits=arch.choice_bits,
+                      repaired=arch.repaired, candidates=[list(c) for c in space.candidates],
+                      probs=arch.probs)
+        scalars = {f'arch/{g}/w{w}a{a}': p[j] for g, p in arch.probs.items()
                    for j, (w, a) in enumerate(space.candidates)}
         scalars.update({'arch/expected_bits': record['expected_bits'],
                         'arch/sampled_bits': record['sampled_bits']})
         runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
-        decided = sum(float(p.max()) > 0.9 for p in probs)
+        decided = sum(max(p) > 0.9 for p in arch.probs.values())
         runner.logger.info(
             f'arch: E={record["expected_bits"]:.4f} bits, argmax={record["argmax_bits"]:.4f}, '
             f'sampled={record["sampled_bits"]:.4f} (budget {model.budget}), mu={model.mu:.4g}, '
-            f'{decided}/{len(probs)} groups with p>0.9')
+            f'{decided}/{len(arch.probs)} groups with p>0.9')
         if is_main_process():
             with open(osp.join(runner.work_dir, self.filename), 'a') as f:
                 f.write(json.dumps(record) + '\n')

@@ -25,8 +25,10 @@ from torch import nn
 
 from ..quant.bits import FLOAT_BITS, check_bits
 from ..quant.layers import QConv2d, QLinear, QuantMixin
+from ..quant.quantizer import Quantizer
 from ..quant.select import match, quantizable_layers
 from ..registry import TASK_UTILS
+from ..utils.config_checks import check_bool, check_choice, check_number, with_defaults
 
 QUANTIZABLE = {nn.Conv2d: QConv2d, nn.Linear: QLinear}
 
@@ -64,9 +66,13 @@ class QuantRules:
     alpha_grad_scale: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.alpha_grad_scale, bool):
-            raise ValueError(f'quant.alpha_grad_scale must be True or False, '
-                             f'got {self.alpha_grad_scale!r}')
+        check_bool(self.alpha_grad_scale, 'quant.alpha_grad_scale')
+        for kind in ('w', 'a'):
+            check_choice(getattr(self, f'{kind}_init'), f'quant.{kind}_init', Quantizer.INIT_MODES)
+            check_number(getattr(self, f'{kind}_init_k'), f'quant.{kind}_init_k', low=0,
+                         open_low=True)
+        if self.reshape_k is not None:
+            check_number(self.reshape_k, 'quant.reshape_k', low=0, open_low=True)
         self.w_bits = check_bits(self.w_bits, 'quant.w_bits')
         self.a_bits = check_bits(self.a_bits, 'quant.a_bits')
         self.include = _as_list(self.include, 'quant.include')
@@ -93,10 +99,7 @@ class QuantRules:
             return cfg
         cfg = dict(cfg or {})
         cfg.pop('type', None)
-        allowed = set(cls.__dataclass_fields__)
-        unknown = set(cfg) - allowed
-        if unknown:
-            raise ValueError(f'quant: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}')
+        with_defaults(cfg, {k: None for k in cls.__dataclass_fields__}, 'quant')
         return cls(**cfg)
 
     def plan(self, model: nn.Module) -> Dict[str, dict]:

@@ -21,6 +21,7 @@ from ..registry import MODELS
 from ..search.grouping import assign_groups, layer_to_group
 from .patcher import quantize_model
 from .probe_inputs import make_probe_forward
+from ..utils.config_checks import check_bool, check_number, with_defaults
 from ..utils.user_files import (InputError, check_checkpoint_file, load_fitting,
                                  read_state_dict, shown)
 from .supernet_weights import supernet_to_fixed_state
@@ -31,14 +32,16 @@ DEFAULT_BOPS = dict(input_shape=(3, 32, 32), roi_layers=(), num_rois=None,
 
 
 def check_bops_cfg(bops: Optional[dict]) -> dict:
-    cfg = dict(DEFAULT_BOPS)
-    unknown = set(bops or {}) - set(DEFAULT_BOPS)
-    if unknown:
-        raise ValueError(f'bops: unknown keys {sorted(unknown)}; allowed: {sorted(DEFAULT_BOPS)}')
-    cfg.update(bops or {})
-    cfg['input_shape'] = tuple(cfg['input_shape'])
-    if not isinstance(cfg['include_fixed'], bool):
-        raise ValueError(f'bops.include_fixed must be True or False, got {cfg["include_fixed"]!r}')
+    """Defaults plus validation of ``bops=dict(...)``."""
+    cfg = with_defaults(bops, DEFAULT_BOPS, 'bops')
+    shape = cfg['input_shape']
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise ValueError(f'bops.input_shape must be (C, H, W) positive ints, got {shape!r}')
+    cfg['input_shape'] = tuple(shape)
+    check_bool(cfg['include_fixed'], 'bops.include_fixed')
+    if cfg['num_rois'] is not None:
+        check_number(cfg['num_rois'], 'bops.num_rois', low=1)
     return cfg
 
 

@@ -1,7 +1,8 @@
 """Quantizers (Eq. 1, PACT) and quantized layers."""
 from .bits import FLOAT_BITS, check_bits
 from .layers import QConv2d, QLinear, QuantMixin, reshape_weight
-from .quantizer import Quantizer, fake_quant, num_steps
+from .functional import fake_quant, num_steps
+from .quantizer import Quantizer
 from .ste import round_ste, sign_ste
 
 __all__ = ['FLOAT_BITS', 'check_bits', 'QConv2d', 'QLinear', 'QuantMixin',

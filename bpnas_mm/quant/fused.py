@@ -7,12 +7,12 @@ training, plus the element-wise temporaries of the STE's backward. Here only
 ``x`` is kept (the tensor a float layer keeps too, and usually the one the
 ReLU before it keeps); ``Q(x)`` is recomputed in the backward pass where the
 weight gradient needs it, and the STE's gradients (input, clip, gate) come from
-:func:`~bpnas_mm.quant.quantizer.ste_grads`: on CPU one kernel pass, written
+:func:`~bpnas_mm.quant.functional.ste_grads`: on CPU one kernel pass, written
 into the input gradient's own buffer, with ``Q(x)`` in a reused scratch buffer
 (:mod:`~bpnas_mm.quant.cpu_kernels`); elsewhere fused masking passes and
 reductions.
 Values and gradients equal the unfused composition
-(:func:`bpnas_mm.quant.quantizer.fake_quant` then ``F.conv2d``/``F.linear``):
+(:func:`bpnas_mm.quant.functional.fake_quant` then ``F.conv2d``/``F.linear``):
 STE for ``x``, the LSQ/PACT gradient for ``alpha``.
 
 An optional ``gate`` (a probability ``p`` requiring grad) multiplies the input
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from . import cpu_kernels
 from .bits import FLOAT_BITS
-from .quantizer import num_steps, quantize_values, ste_grads
+from .functional import num_steps, quantize_values, ste_grads
 
 
 class _QuantInputOp(torch.autograd.Function):

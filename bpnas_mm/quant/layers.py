@@ -19,8 +19,9 @@ from torch import nn
 
 from ..registry import MODELS
 from .bits import FLOAT_BITS, check_bits
-from .fused import PathGate, quant_input_conv2d, quant_input_linear
-from .quantizer import Quantizer, fake_quant
+from .functional import fake_quant
+from .fused import PathGate, can_fuse, quant_input_conv2d, quant_input_linear
+from .quantizer import Quantizer
 
 
 def reshape_weight(weight: torch.Tensor, k: float) -> torch.Tensor:
@@ -81,9 +82,11 @@ class QuantMixin:
         ``gate`` (a probability requiring grad) scales the input by
         ``p / stop_grad(p)``: same value, a path-sampling gradient to ``p``.
         """
-        args = quantizer.fused_args(x) if self.fusable else None
-        if args is not None:
-            return self._fused_op(x, *args, weight, bias, gate)
+        if self.fusable and can_fuse(quantizer.bits, x):
+            quantizer.calibrate_from(x)
+            signed = quantizer.signed_or_default
+            return self._fused_op(x, quantizer.clip_for(x, signed), quantizer.bits, signed,
+                                  weight, bias, gate)
         xq = quantizer(x)
         if gate is not None:
             xq = PathGate.apply(xq, gate)

@@ -15,12 +15,14 @@ CANDS = [tuple(c) for c in TINY.candidates]
 ARCH = TINY.architecture.to_dict()
 
 
-def build(budget=3.0, mode='composite', loss='barrier', seed=0, theta_init='uniform'):
+def build(budget=3.0, mode='composite', loss='barrier', seed=0, theta_init='uniform',
+          repair=True):
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
     model = MODELS.build(dict(
         TINY.model.to_dict(), budget=budget,
-        search=dict(mode=mode, loss=loss, mu=0.1, cost_lambda=0.5, theta_init=theta_init)))
+        search=dict(mode=mode, loss=loss, mu=0.1, cost_lambda=0.5, theta_init=theta_init,
+                    repair=repair)))
     optim = BPNASOptimWrapperConstructor(dict(
         architecture=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         arch_params=dict(optimizer=dict(type='Adam', lr=0.05, weight_decay=1e-3))))(model)
@@ -137,18 +139,20 @@ def test_empty_candidates_fail_at_build():
                           bops=dict(input_shape=(3, 16, 16))))
 
 
-def test_repair_switch_for_the_dnas_baseline():
-    model, _ = build(loss='cost')
+@pytest.mark.parametrize('repair', [True, False])
+def test_repair_switch_for_the_dnas_baseline(repair):
+    model, _ = build(loss='cost', repair=repair)
     with torch.no_grad():
         for theta in model.arch_params.values():
             theta[7] = 5.0  # (8, 4) everywhere: 5.66 bits, over the 3-bit budget
     mp = model.export()
-    assert mp.extra['inside_budget'] and mp.extra['repaired']
-    assert mp.extra['argmax_avg_bits'] > 3.0 >= mp.extra['avg_bits']
-    model.search_cfg['repair'] = False
-    raw = model.export()
-    assert not raw.extra['inside_budget'] and not raw.extra['repaired']
-    assert raw.extra['avg_bits'] == pytest.approx(raw.extra['argmax_avg_bits'])
+    assert mp.extra['argmax_avg_bits'] == pytest.approx(32 ** 0.5)
+    if repair:
+        assert mp.extra['inside_budget'] and mp.extra['repaired']
+        assert mp.extra['avg_bits'] <= 3.0
+    else:
+        assert not mp.extra['inside_budget'] and not mp.extra['repaired']
+        assert mp.extra['avg_bits'] == mp.extra['argmax_avg_bits']
 
 
 @pytest.mark.parametrize('budget', [2.7, 3.0, 3.5])

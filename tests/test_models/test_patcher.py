@@ -51,6 +51,10 @@ def test_fixed_exclude_and_signed_rules(tiny_classifier):
     (dict(w_bit=4), 'quant: unknown keys'),
     (dict(signed=[dict(layers='head.fc', a_signed='yes')]), r'quant.signed\[0\]'),
     (dict(alpha_grad_scale='lsq'), 'quant.alpha_grad_scale must be True or False'),
+    (dict(w_init='minmax'), r"quant.w_init must be one of \('mse', 'mean_abs', 'max', "
+                            r"'percentile'\), got 'minmax'"),
+    (dict(a_init_k=float('nan')), r'quant.a_init_k must be a finite number in \(0, inf\]'),
+    (dict(reshape_k=-1.0), r'quant.reshape_k must be a finite number in \(0, inf\]'),
 ])
 def test_bad_rules_name_the_field(tiny_classifier, cfg, match):
     with pytest.raises(ValueError, match=match):
@@ -73,3 +77,16 @@ def test_quantizing_twice_is_an_error(tiny_classifier):
     quantize_model(tiny_classifier, {})
     with pytest.raises(ValueError, match='already quantized'):
         quantize_model(tiny_classifier, {})
+
+
+@pytest.mark.parametrize('bops,match', [
+    (dict(input_shape=(3, 32)), r'bops.input_shape must be \(C, H, W\) positive ints'),
+    (dict(input_shape=(3, 0, 32)), 'bops.input_shape'),
+    (dict(include_fixed=1), 'bops.include_fixed must be True or False, got 1'),
+    (dict(num_rois=0), r'bops.num_rois must be a finite number in \[1, inf\]'),
+    (dict(input=(3, 32, 32)), r"bops: unknown keys \['input'\]"),
+])
+def test_bad_bops_settings_name_the_field(bops, match):
+    from bpnas_mm.models.quant_model import check_bops_cfg
+    with pytest.raises(ValueError, match=match):
+        check_bops_cfg(bops)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bpnas_mm.quant import cpu_kernels
-from bpnas_mm.quant.quantizer import num_steps, quantize_values, ste_grads
+from bpnas_mm.quant.functional import num_steps, quantize_values, ste_grads
 
 pytestmark = pytest.mark.skipif(not cpu_kernels.available(),
                                 reason='no C compiler: the kernels are not built')

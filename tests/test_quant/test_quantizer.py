@@ -133,7 +133,7 @@ def test_mse_init_beats_max_and_depends_on_bits(bits):
 @pytest.mark.parametrize('bits', [2, 3, 5, 8])
 @pytest.mark.parametrize('signed', [True, False])
 def test_fused_quantizer_matches_autograd_reference(bits, signed):
-    from bpnas_mm.quant.quantizer import fake_quant_reference
+    from bpnas_mm.quant.functional import fake_quant_reference
     torch.manual_seed(bits)
     x = (torch.randn(4000, dtype=torch.float64) * 2).requires_grad_()
     alpha = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)

@@ -1,4 +1,5 @@
-"""The detection benchmark runs end to end at a toy size (its numbers are not checked)."""
+"""The detection benchmark runs end to end at a toy size: its ratios are the ratios
+of the numbers it reports (their size is not checked: a toy size on a shared machine)."""
 import json
 
 from .conftest import run_tool
@@ -17,6 +18,12 @@ def test_bench_detection_toy_size(tmp_path):
     pair = res['interleaved']  # the time ratio: both models, steps alternating in one process
     assert len(pair['rounds']) == 1 and set(pair['rounds'][0]) == {'float', 'search'}
     assert res['time_ratio'] == pair['time_ratio'] > 0 and res['memory_ratio'] > 0
+    only = pair['rounds'][0]  # one round: the median is its ratio
+    assert pair['time_ratio'] == only['search'] / only['float']
+    assert pair['seconds'] == only
+    peaks = {m: res['results'][m]['peak_rss_mb'] for m in ('float', 'search')}
+    assert res['memory_ratio'] == peaks['search'] / peaks['float']
+    assert f'{res["time_ratio"]:.2f}x' in out and f'{res["memory_ratio"]:.2f}x' in out
     assert res['keep_freed_memory'] is True
     assert set(pair['minor_page_faults']) == {'float', 'search'}
     assert 'minor page faults per iteration' in out

@@ -59,7 +59,7 @@ def test_search_iteration_export_and_retrain(tmp_path):
             'default_hooks.logger.interval=1', 'custom_hooks.1.interval=1']
     run_tool('tools/train.py', SEARCH, '--work-dir', work, '--cfg-options', *tiny)
     ckpt = torch.load(os.path.join(work, 'epoch_1.pth'), map_location='cpu', weights_only=True)
-    theta = [v for k, v in ckpt['state_dict'].items() if k.startswith('arch_params.')]
+    theta = [v for k, v in ckpt['state_dict'].items() if k.startswith('mutator.arch_params.')]
     assert len(theta) == 24
     adam = ckpt['optimizer']['arch_params']['state']
     sgd = ckpt['optimizer']['architecture']['state']

@@ -126,7 +126,7 @@ def search(data, budget: float, mode: str, theta_init: str, seed: int, iters: in
     batches = data.batches(seed, batch_size)
     finite = True
     for step in range(iters):
-        model.mu = 0.05 + 0.15 * step / max(iters - 1, 1)  # BarrierMuHook's linear schedule
+        model.set_mu(0.05 + 0.15 * step / max(iters - 1, 1))  # BarrierMuHook's linear schedule
         w_batch, theta_batch = next(batches)
         logs = model.train_step(dict(train=w_batch, search=theta_batch), optim)
         finite &= all(math.isfinite(float(torch.as_tensor(v).detach())) for v in logs.values())

@@ -2,7 +2,7 @@
  *
  * Q(x) = round(clamp(x, lo, hi) * k_in) * k_out with round half to even,
  * the same float32 operations, in the same order, as the torch ops of
- * bpnas_mm.quant.quantizer.quantize_values, so the values are identical.
+ * bpnas_mm.quant.functional.quantize_values, so the values are identical.
  * Compiled without -ffast-math (the rounding and the float32 operations must
  * stay as written); only the double sums are vectorized (OpenMP simd
  * reductions, -fopenmp-simd, no OpenMP runtime). Built and loaded by
