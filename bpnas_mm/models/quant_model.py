@@ -103,7 +103,17 @@ class QuantModel(BaseModel):
                 raise InputError(
                     f'{where}: layer {name!r} is fixed at (w_bits={layer.w_bits}, '
                     f'a_bits={layer.a_bits}) by quant.fixed, the file says ({w_bits}, {a_bits})')
-            layer.w_bits, layer.a_bits = w_bits, a_bits
+        in_file = {n for n, spec in mp.layers.items() if spec.get('fixed')}
+        in_cfg = {n for n, layer in self.qlayers.items() if layer.fixed_precision}
+        for names, said, not_said in ((sorted(in_file - in_cfg), 'the file', 'quant.fixed'),
+                                      (sorted(in_cfg - in_file), 'quant.fixed', 'the file')):
+            if names:  # the budget's accounting (fixed layers counted or not) would differ
+                raise InputError(
+                    f'{where}: {len(names)} layers are fixed in {said} but not in {not_said} '
+                    f'(e.g. {names[:3]}); the search and the retrain must fix the same layers: '
+                    f'make quant.fixed of this config match the search\'s')
+        for name, layer in self.qlayers.items():
+            layer.w_bits, layer.a_bits = mp.bits(name)
         self.mixed_precision = mp
 
     def layer_costs(self) -> List[LayerCost]:

@@ -31,7 +31,39 @@ def reshape_weight(weight: torch.Tensor, k: float) -> torch.Tensor:
 
 
 class QuantMixin:
-    """Shared state and logic of the quantized layers (a mixin, not a module)."""
+    """Shared state and logic of the quantized layers (a mixin, not a module).
+
+    Put first among the bases of a torch layer (``class QConv2d(QuantMixin,
+    nn.Conv2d)``): it takes the quantization keyword arguments
+    (:data:`_QUANT_DEFAULTS`) out of the layer's own, and its ``forward`` runs
+    ``op(Q_a(x), Q_w(weight))``. A subclass provides the op:
+    :meth:`_plain_op` (the torch op on already quantized inputs) and
+    :meth:`_fused_op` (the same with the input quantization fused, see
+    :mod:`.fused`).
+    """
+
+    #: set False to compare with (or debug) the unfused autograd path
+    fusable = True
+
+    def __init__(self, *args, **kwargs):
+        quant = _split_quant_kwargs(kwargs)
+        super().__init__(*args, **kwargs)
+        self._init_quant(**quant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_float:
+            return super().forward(x)
+        return self.quant_input_op(x, self.a_quant, self.quant_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self.quant_extra_repr()
+
+    def _plain_op(self, x: torch.Tensor, weight: torch.Tensor,
+                  bias: Optional[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError(f'{type(self).__name__} must define _plain_op')
+
+    def _fused_op(self, x, alpha, bits: int, signed: bool, weight, bias, gate):
+        raise NotImplementedError(f'{type(self).__name__} must define _fused_op')
 
     def _init_quant(self, w_bits: int, a_bits: int, a_signed: Optional[bool],
                     reshape_k: Optional[float], w_init: str, w_init_k: float,
@@ -123,19 +155,6 @@ def _adopt(qmod: nn.Module, module: nn.Module) -> nn.Module:
 class QConv2d(QuantMixin, nn.Conv2d):
     """``nn.Conv2d`` with weight/input fake quantization (``w_bits``, ``a_bits``)."""
 
-    def __init__(self, *args, **kwargs):
-        quant = _split_quant_kwargs(kwargs)
-        super().__init__(*args, **kwargs)
-        self._init_quant(**quant)
-
-    #: set False to compare with (or debug) the unfused autograd path
-    fusable = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.is_float:
-            return super().forward(x)
-        return self.quant_input_op(x, self.a_quant, self.quant_weight(), self.bias)
-
     def _plain_op(self, x, weight, bias):
         return self._conv_forward(x, weight, bias)
 
@@ -145,9 +164,6 @@ class QConv2d(QuantMixin, nn.Conv2d):
             return self._plain_op(xq if gate is None else PathGate.apply(xq, gate), weight, bias)
         return quant_input_conv2d(x, alpha, bits, signed, weight, bias, self.stride,
                                   self.padding, self.dilation, self.groups, gate)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + self.quant_extra_repr()
 
     @classmethod
     def from_float(cls, module: nn.Conv2d, **quant_kwargs) -> 'QConv2d':
@@ -166,26 +182,11 @@ class QConv2d(QuantMixin, nn.Conv2d):
 class QLinear(QuantMixin, nn.Linear):
     """``nn.Linear`` with weight/input fake quantization (``w_bits``, ``a_bits``)."""
 
-    def __init__(self, *args, **kwargs):
-        quant = _split_quant_kwargs(kwargs)
-        super().__init__(*args, **kwargs)
-        self._init_quant(**quant)
-
-    fusable = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.is_float:
-            return super().forward(x)
-        return self.quant_input_op(x, self.a_quant, self.quant_weight(), self.bias)
-
     def _plain_op(self, x, weight, bias):
         return F.linear(x, weight, bias)
 
     def _fused_op(self, x, alpha, bits, signed, weight, bias, gate):
         return quant_input_linear(x, alpha, bits, signed, weight, bias, gate)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + self.quant_extra_repr()
 
     @classmethod
     def from_float(cls, module: nn.Linear, **quant_kwargs) -> 'QLinear':

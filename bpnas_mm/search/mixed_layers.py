@@ -28,7 +28,15 @@ from .candidates import Candidate, check_candidates
 
 
 class MixedMixin:
-    """Candidate quantizers and the Eq. 6 forward shared by conv and linear."""
+    """Candidate quantizers and the Eq. 6 forward shared by conv and linear
+    (first among the bases of a :class:`~bpnas_mm.quant.layers.QuantMixin` layer)."""
+
+    def __init__(self, *args, candidates=((32, 32),), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_mixed(candidates)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', candidates={self.candidates}'
 
     def _init_mixed(self, candidates: Sequence[Candidate]) -> None:
         self.candidates: List[Candidate] = check_candidates(candidates)
@@ -136,23 +144,9 @@ class MixedMixin:
 class MixedQConv2d(MixedMixin, QConv2d):
     """A :class:`QConv2d` with candidate bit widths (a supernet edge)."""
 
-    def __init__(self, *args, candidates=((32, 32),), **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_mixed(candidates)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f', candidates={self.candidates}'
-
 
 class MixedQLinear(MixedMixin, QLinear):
     """A :class:`QLinear` with candidate bit widths (a supernet edge)."""
-
-    def __init__(self, *args, candidates=((32, 32),), **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_mixed(candidates)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f', candidates={self.candidates}'
 
 
 def to_mixed(layer, candidates: Sequence[Candidate]):

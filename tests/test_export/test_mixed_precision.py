@@ -1,4 +1,5 @@
 """The mixed-precision file: round trip, validation against the model."""
+import copy
 import json
 
 import pytest
@@ -55,6 +56,21 @@ def test_fixed_layer_conflict(tiny_classifier):
     mp.layers['backbone.conv1'] = dict(w_bits=4, a_bits=4)
     with pytest.raises(InputError, match="'backbone.conv1' is fixed at"):
         model.apply_mixed_precision(mp)
+
+
+def test_the_file_and_the_config_must_fix_the_same_layers(tiny_classifier):
+    """A layer the search kept fixed must be fixed in the retrain config too (else it
+    silently turned into a searched layer and the budget's accounting changed)."""
+    mp = _mp_for(_model(copy.deepcopy(tiny_classifier)))
+    loose = QuantModel(copy.deepcopy(tiny_classifier), quant=dict(w_bits=4, a_bits=4),
+                       grouping=GROUPING)
+    with pytest.raises(InputError, match=r"2 layers are fixed in the file but not in "
+                                         r"quant.fixed \(e.g. \['backbone.conv1', 'head.fc'\]\)"):
+        loose.apply_mixed_precision(mp)
+    mp.layers['head.fc'] = dict(w_bits=8, a_bits=8, fixed=False)  # searched in the file
+    with pytest.raises(InputError, match=r"1 layers are fixed in quant.fixed but not in the "
+                                         r"file \(e.g. \['head.fc'\]\)"):
+        _model(copy.deepcopy(tiny_classifier)).apply_mixed_precision(mp)
 
 
 @pytest.mark.parametrize('content,match', [
