@@ -15,10 +15,9 @@ it) and called through :mod:`ctypes`. A tensor is cut into
 runtime torch itself uses (its ``GOMP_parallel``, found among the loaded
 libraries), so the kernels share torch's threads instead of competing with
 them; where torch does not use OpenMP, or with ``BPNAS_MM_KERNEL_THREADS=pool``,
-on a Python thread pool (ctypes releases the GIL). Session 6 measured the
-pool's cost: an OpenMP worker still spinning after a convolution took the core
-the pool's thread needed, so a fused quantize + 1x1 conv on a 256x100x168 map
-took 6.0 ms where the two alone took 3.5 + 0.8 ms. Nothing here is required:
+on a Python thread pool (ctypes releases the GIL; its threads compete with
+OpenMP workers still spinning after a convolution, see the README's
+measurements). Nothing here is required:
 without a compiler, for CUDA, non-float32 or non-contiguous tensors, or with
 ``BPNAS_MM_CPU_KERNELS=0``, the callers use torch ops.
 """

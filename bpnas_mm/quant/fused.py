@@ -127,10 +127,7 @@ def quant_input_conv2d(x, alpha, bits: int, signed: bool, weight, bias, stride, 
 
     On CPU a strided 1x1 conv without padding reads every ``stride``-th pixel
     first (the same result: a 1x1 conv uses no other pixel), so ``Q`` and the op
-    see a quarter of the map. (Session 5 ran large 1x1 convs as matrix products,
-    faster while glibc re-faulted oneDNN's reorder buffers; with freed memory
-    kept, :func:`bpnas_mm.utils.keep_freed_memory`, oneDNN is faster: search
-    iteration 16.4 vs 17.7 s, 8 interleaved rounds, session 6.)
+    see a quarter of the map.
     """
     if _is_strided_pointwise(x, weight, stride, padding, groups):
         sh, sw = _pair(stride)

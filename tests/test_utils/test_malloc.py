@@ -37,10 +37,21 @@ def _run(env_value):
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc malloc settings')
 def test_freed_memory_is_reused_without_page_faults():
-    applied, faults = _run(None)
+    applied, faults = _run('1')
     assert applied
     pages = 4 * 64 * 2 ** 20 // 4096  # written by one step
     assert faults < pages // 20, faults  # the heap's pages, reused
     applied_off, faults_off = _run('0')
     assert not applied_off
     assert faults_off > pages // 2, faults_off  # fresh mmaps: one fault per page
+
+
+def test_on_by_default_only_without_a_gpu(monkeypatch):
+    import torch
+    from bpnas_mm.utils.malloc import ENV, wanted
+    monkeypatch.delenv(ENV, raising=False)
+    assert wanted() == (not torch.cuda.is_available())
+    monkeypatch.setenv(ENV, '0')
+    assert not wanted()
+    monkeypatch.setenv(ENV, '1')
+    assert wanted()
