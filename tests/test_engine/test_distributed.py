@@ -108,7 +108,8 @@ def test_two_ranks_step_as_one_process_with_the_global_batch(tmp_path):
             for k, v in before.items():
                 diff = (after[k].float() - v.float()).abs().max().item() if v.numel() else 0
                 assert diff <= 2e-5, f'{k}: differs by {diff}'
-    theta = [k for k in single if k.startswith('arch_params.')]
+    theta = [k for k in single if k.startswith('mutator.arch_params.')]
+    assert theta
     assert any(not torch.equal(single[k], calibrated[k]) for k in theta)  # theta did move
     # clips of candidates never drawn stay where calibration put them (no weight decay)
     clips = [k for k in single if '_quants.' in k and k.endswith('.alpha')]

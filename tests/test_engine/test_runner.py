@@ -121,7 +121,7 @@ runner = SafeCheckpointRunner(
     optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)))
 runner.save_checkpoint(work, 'epoch_1.pth', save_optimizer=False, save_param_scheduler=False)
 dist.barrier()
-print('rank', dist.get_rank(), 'saved')
+open(os.path.join(sys.argv[2], f'rank{dist.get_rank()}.saved'), 'w').close()
 dist.destroy_process_group()
 """
 
@@ -133,9 +133,11 @@ def test_every_rank_calls_save_and_rank_0_writes(tmp_path):
     script.write_text(DIST_CHILD)
     work = tmp_path / 'work'
     out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                          f'--master_port={29600 + os.getpid() % 300}', str(script), str(work)],
+                          f'--master_port={29600 + os.getpid() % 300}', str(script), str(work),
+                          str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    assert 'rank 0 saved' in out.stdout and 'rank 1 saved' in out.stdout
+    # each rank leaves a mark (printed lines of two ranks may interleave)
+    assert sorted(p.name for p in tmp_path.glob('*.saved')) == ['rank0.saved', 'rank1.saved']
     torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=False)
     assert not [p for p in os.listdir(work) if p.endswith('.tmp')]
