@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from bpnas_mm.models import ResNetCIFAR
+from bpnas_mm.quant import backend
 
 
 class TinyClassifier(nn.Module):
@@ -20,16 +21,22 @@ class TinyClassifier(nn.Module):
 
 
 #: devices the device-parametrized tests run on (CUDA only where a GPU is present);
-#: 'cpu-torch-ops' is the CPU with the one-pass kernels of bpnas_mm.quant.cpu_kernels off
-DEVICES = ['cpu', 'cpu-torch-ops'] + (['cuda'] if torch.cuda.is_available() else [])
+#: 'cpu-torch-ops' is the CPU with the one-pass kernels of bpnas_mm.quant.cpu_kernels off,
+#: 'cpu-tensor-clips' the CPU with the clips as tensors, as on CUDA (bpnas_mm.quant.backend)
+DEVICES = (['cpu', 'cpu-torch-ops', 'cpu-tensor-clips']
+           + (['cuda'] if torch.cuda.is_available() else []))
 
 
 @pytest.fixture(params=DEVICES)
-def device(request, monkeypatch):
+def device(request):
     if request.param == 'cpu-torch-ops':
-        monkeypatch.setenv('BPNAS_MM_CPU_KERNELS', '0')
-        return torch.device('cpu')
-    return torch.device(request.param)
+        with backend.use('torch'):
+            yield torch.device('cpu')
+    elif request.param == 'cpu-tensor-clips':
+        with backend.tensor_clips():
+            yield torch.device('cpu')
+    else:
+        yield torch.device(request.param)
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ supernet's weights and a COCO evaluation. A few minutes on 2 CPU cores. The
 numbers prove the plumbing, not the method: mAP needs real data and hours.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
+
+from bpnas_mm.export import load_mixed_precision
 
 SEARCH = 'configs/demo/bpnas_faster_rcnn_r18_demo.py'
 RETRAIN = 'configs/demo/bpnas_faster_rcnn_r18_demo_retrain.py'
@@ -47,11 +48,11 @@ def main(argv=None):
         ['tools/train.py', RETRAIN, '--work-dir', retrain_dir, *retrain_opts])
     run('4/4 plots of the search',
         ['tools/analysis/plot_search.py', search_dir])
-    mp = json.load(open(mp_file))
+    mp = load_mixed_precision(mp_file)
     print('\n=== demo finished in %.0f s' % (time.time() - t0))
     print(f'searched file : {os.path.abspath(mp_file)}')
-    print(f'  avg bits {mp["avg_bits"]:.4f} <= budget {mp["budget_avg_bits"]} '
-          f'(repaired: {mp["repaired"]}), B-Comp {mp["summary"]["b_comp"]:.2f}x')
+    print(f'  avg bits {mp.extra["avg_bits"]:.4f} <= budget {mp.extra["budget_avg_bits"]} '
+          f'(repaired: {mp.extra["repaired"]}), B-Comp {mp.totals().b_comp:.2f}x')
     print(f'BOPs report   : {os.path.abspath(report)}')
     print(f'plots         : {os.path.abspath(search_dir)}/importance_factors.png, '
           f'expected_bits.png')

@@ -18,7 +18,6 @@ averaged over ranks by hand (:func:`bpnas_mm.utils.distributed.average_gradients
 and rank 0's sampled path is used by all, so a distributed search steps as one
 process with the global batch would, and needs no DDP forward.
 """
-import dataclasses
 import logging
 import math
 from typing import Dict, List, Optional
@@ -28,10 +27,11 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import nn
 
-from ..bops.cost import LayerCost, summarize
+from ..bops.cost import LayerCost, summarize_config
 from ..export.mixed_precision import MixedPrecision, from_groups
 from ..models.patcher import set_submodule
 from ..models.quant_model import QuantModel
+from ..models.search_settings import search_settings
 from ..registry import MODELS
 from ..search.mixed_layers import to_mixed
 from ..search.mutator import PrecisionMutator
@@ -261,23 +261,20 @@ class BPNAS(QuantModel):
         arch = self.mutator.snapshot()
         cands = self.space.candidates
         group_bits = {g: cands[j] for g, j in arch.choice.items()}
-        group_of = {name: g for g, names in self.space.groups.items() for name in names}
         fixed = {n: (m.w_bits, m.a_bits) for n, m in self.qlayers.items() if m.fixed_precision}
-        costs = [c if c.fixed else dataclasses.replace(c, w_bits=group_bits[group_of[c.name]][0],
-                                                       a_bits=group_bits[group_of[c.name]][1])
-                 for c in self.costs]
-        summary = summarize(costs, include_fixed=self.space.include_fixed)
+        summary = summarize_config(self.costs, group_bits, self.space.include_fixed)
         avg_bits = arch.choice_bits
-        assert math.isclose(avg_bits, summary['avg_bits'], rel_tol=1e-9)
+        assert math.isclose(avg_bits, summary.counted.avg_bits, rel_tol=1e-9)
         extra = dict(
             budget_avg_bits=self.budget, avg_bits=avg_bits, inside_budget=avg_bits <= self.budget,
             argmax_avg_bits=arch.argmax_bits,
             repaired=arch.repaired, repair_moves=list(arch.repair_moves),
             expected_bits=arch.expected_bits, probabilities=arch.probs,
             candidates=[list(c) for c in cands], search=dict(self.search_cfg, mu=self.mu),
-            summary=summary, summary_all_layers=summarize(costs, include_fixed=True),
+            summary=summary.counted.to_dict(), summary_all_layers=summary.all_layers.to_dict(),
             bops_settings=dict(input_shape=list(self.bops_cfg['input_shape']),
-                               num_rois=self.bops_cfg['num_rois']))
+                               num_rois=self.bops_cfg['num_rois']),
+            searched_with=search_settings(self.quant_rules, self.grouping, self.bops_cfg))
         return from_groups(group_bits, dict(self.groups), fixed=fixed,
                            source='bpnas_mm search (BP-NAS)', extra=extra)
 

@@ -8,8 +8,8 @@ layers count is the caller's explicit choice (``include_fixed``); the paper's
 Table 1 leaves them out.
 """
 import math
-from dataclasses import asdict, dataclass
-from typing import Dict, Iterable, List, Optional
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Dict, Iterable, List, Optional, Tuple
 
 
 @dataclass
@@ -44,14 +44,30 @@ def avg_bits(bops: float, macs: float) -> float:
     return math.sqrt(bops / macs)
 
 
-def summarize(layers: Iterable[LayerCost], include_fixed: bool = False) -> Dict[str, float]:
-    """Totals over ``layers`` (fixed-precision ones only if ``include_fixed``).
+@dataclass(frozen=True)
+class CostTotals:
+    """Totals over a model's quantized layers (fixed ones counted or not)."""
+    num_layers: int
+    include_fixed: bool
+    macs: int
+    params: int
+    bops: int
+    avg_bits: float     #: sqrt(bops / macs), Eq. 4
+    b_comp: float       #: 32 * 32 * macs / bops
+    w_comp: float       #: 32 * params / sum(params * w_bits)
+    w_bits_mean: float  #: params-weighted
+    a_bits_mean: float  #: MACs-weighted
 
-    Returns:
-        dict with ``macs``, ``params``, ``bops``, ``avg_bits``, ``b_comp``,
-        ``w_comp``, ``w_bits_mean`` (params-weighted), ``a_bits_mean``
-        (MACs-weighted), ``num_layers`` and ``include_fixed``.
-    """
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'CostTotals':
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
+
+
+def summarize(layers: Iterable[LayerCost], include_fixed: bool = False) -> CostTotals:
+    """Totals over ``layers`` (fixed-precision ones only if ``include_fixed``)."""
     counted: List[LayerCost] = [c for c in layers if include_fixed or not c.fixed]
     if not counted:
         raise ValueError('no layer to count (all layers are fixed-precision and '
@@ -60,7 +76,7 @@ def summarize(layers: Iterable[LayerCost], include_fixed: bool = False) -> Dict[
     params = sum(c.params for c in counted)
     bops = sum(c.bops for c in counted)
     w_bits_total = sum(c.params * c.w_bits for c in counted)
-    return dict(
+    return CostTotals(
         num_layers=len(counted), include_fixed=include_fixed,
         macs=macs, params=params, bops=bops,
         avg_bits=avg_bits(bops, macs),
@@ -69,6 +85,28 @@ def summarize(layers: Iterable[LayerCost], include_fixed: bool = False) -> Dict[
         w_bits_mean=w_bits_total / params,
         a_bits_mean=sum(c.macs * c.a_bits for c in counted) / macs,
     )
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """One configuration's costs: per layer, as the budget counts them
+    (``counted``) and over every quantized layer (``all_layers``)."""
+    layers: List[LayerCost]
+    counted: CostTotals
+    all_layers: CostTotals
+
+
+def summarize_config(costs: Iterable[LayerCost], group_bits: Dict[str, Tuple[int, int]],
+                     include_fixed: bool) -> ConfigSummary:
+    """The summary of ``costs`` with every layer of a group in ``group_bits`` at
+    that group's ``(w_bits, a_bits)`` (fixed-precision layers and other groups
+    keep their bits). The one place a configuration's totals are computed: the
+    search's file, the presets' files and the BOPs report use it."""
+    layers = [c if c.fixed or c.group not in group_bits else
+              replace(c, w_bits=group_bits[c.group][0], a_bits=group_bits[c.group][1])
+              for c in costs]
+    return ConfigSummary(layers, summarize(layers, include_fixed),
+                         summarize(layers, include_fixed=True))
 
 
 def group_costs(layers: Iterable[LayerCost]) -> Dict[str, dict]:

@@ -6,7 +6,7 @@ average bits) for the totals.
 """
 from typing import Dict, List, Optional
 
-from .cost import LayerCost, group_costs, summarize
+from .cost import LayerCost, group_costs, summarize_config
 
 
 def _bits(v) -> str:
@@ -21,9 +21,9 @@ def build_report(costs: List[LayerCost], include_fixed: bool,
     block_types = block_types or {}
     for name, g in groups.items():
         g['type'] = block_types.get(name, '+'.join(k.capitalize() for k in g['kinds']))
-    return dict(settings=settings or {},
-                summary=summarize(costs, include_fixed=include_fixed),
-                summary_all_layers=summarize(costs, include_fixed=True),
+    totals = summarize_config(costs, {}, include_fixed)
+    return dict(settings=settings or {}, summary=totals.counted.to_dict(),
+                summary_all_layers=totals.all_layers.to_dict(),
                 blocks=groups, layers=[c.to_dict() for c in costs])
 
 

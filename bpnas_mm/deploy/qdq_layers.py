@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quant.bits import FLOAT_BITS
-from ..quant.layers import QConv2d, QLinear, reshape_weight
+from ..quant.layers import QConv2d, QLinear
 from ..quant.functional import num_steps
 
 #: widest integer width an ONNX export holds (int8 / uint8 containers)
@@ -85,7 +85,7 @@ def _check_width(name: str, field: str, bits: int) -> None:
 
 
 def _clip_of(quantizer, name: str, what: str) -> float:
-    if not bool(quantizer.initialized):
+    if not quantizer.is_calibrated:
         raise ExportError(
             f'layer {name!r}: its {what} quantizer was never calibrated (the checkpoint has no '
             f'quantizer state, e.g. a float checkpoint); export with --calibrate, or load a '
@@ -105,9 +105,7 @@ def weight_codes(layer, name: str = '?'):
         return None, None
     a = _clip_of(layer.w_quant, name, 'weight')
     with torch.no_grad():
-        w = layer.weight.detach().float()
-        if layer.reshape_k is not None:
-            w = reshape_weight(w, layer.reshape_k)
+        w = layer.w_quant.prepare(layer.weight.detach().float())  # reshaped, if so
         clamped = torch.clamp(w, -a, a)
         if bits == 1:  # binary: alpha * sign(x), sign(0) = 1
             return torch.where(clamped >= 0, 1, -1).to(torch.int8), np.float32(a)

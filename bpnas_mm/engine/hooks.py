@@ -139,11 +139,11 @@ class MixedPrecisionExportHook(Hook):
         if mp.extra['repaired']:
             runner.logger.warning('argmax configuration was over budget; repaired: '
                                   + '; '.join(mp.extra['repair_moves']))
-        s = mp.extra['summary']
+        s = mp.totals()
         runner.logger.info(
-            f'mixed-precision file {os.path.abspath(path)}: avg bits {s["avg_bits"]:.4f} '
-            f'(budget {mp.extra["budget_avg_bits"]}), B-Comp {s["b_comp"]:.2f}x, '
-            f'W-Comp {s["w_comp"]:.2f}x')
+            f'mixed-precision file {os.path.abspath(path)}: avg bits {s.avg_bits:.4f} '
+            f'(budget {mp.extra["budget_avg_bits"]}), B-Comp {s.b_comp:.2f}x, '
+            f'W-Comp {s.w_comp:.2f}x')
         self.last_path = path
 
     def after_train_epoch(self, runner) -> None:

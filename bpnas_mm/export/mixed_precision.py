@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Optional
 
+from ..bops.cost import CostTotals
 from ..quant.bits import check_bits
 from ..utils.atomic_write import write_atomic
 from ..utils.user_files import InputError, read_json, shown
@@ -63,6 +64,14 @@ class MixedPrecision:
                 f'{where}: the file does not match the model\'s {len(model_layers)} quantized '
                 f'layers: {len(unknown)} layers the model does not have (e.g. {unknown[:3]}), '
                 f'{len(missing)} model layers missing from the file (e.g. {missing[:3]})')
+
+    def totals(self, all_layers: bool = False) -> CostTotals:
+        """The file's BOPs totals (``summary``, or ``summary_all_layers``), typed."""
+        key = 'summary_all_layers' if all_layers else 'summary'
+        if key not in self.extra:
+            raise KeyError(f'this mixed-precision file has no "{key}" '
+                           f'(files of a search or of tools/analysis have one)')
+        return CostTotals.from_dict(self.extra[key])
 
     def to_dict(self) -> dict:
         d = dict(format=FORMAT, version=VERSION, source=self.source,

@@ -1,5 +1,5 @@
 """Attach BOPs totals of a model to a mixed-precision file."""
-from ..bops.cost import summarize
+from ..bops.cost import summarize_config
 from .mixed_precision import MixedPrecision, from_groups
 
 
@@ -18,9 +18,9 @@ def mixed_precision_of(model, group_bits: dict, source: str, extra: dict = None
                          f'it has {list(model.groups)}')
     mp = from_groups(group_bits, model.groups, fixed=fixed, source=source, extra=extra)
     model.apply_mixed_precision(mp)
-    costs = model.layer_costs()
-    mp.extra['summary'] = summarize(costs, include_fixed=model.bops_cfg['include_fixed'])
-    mp.extra['summary_all_layers'] = summarize(costs, include_fixed=True)
+    totals = summarize_config(model.layer_costs(), {}, model.bops_cfg['include_fixed'])
+    mp.extra['summary'] = totals.counted.to_dict()
+    mp.extra['summary_all_layers'] = totals.all_layers.to_dict()
     mp.extra['bops_settings'] = dict(input_shape=list(model.bops_cfg['input_shape']),
                                      num_rois=model.bops_cfg['num_rois'])
     return mp

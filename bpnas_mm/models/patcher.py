@@ -19,13 +19,13 @@ Layers named in ``fixed`` keep their precision whatever a search or a
 mixed-precision file says; every pattern must match at least one layer.
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from torch import nn
 
 from ..quant.bits import FLOAT_BITS, check_bits
 from ..quant.layers import QConv2d, QLinear, QuantMixin
-from ..quant.quantizer import Quantizer
+from ..quant.spec import INIT_MODES, QuantizerSpec, layer_specs
 from ..quant.select import match, quantizable_layers
 from ..registry import TASK_UTILS
 from ..utils.config_checks import check_bool, check_choice, check_number, with_defaults
@@ -68,7 +68,7 @@ class QuantRules:
     def __post_init__(self):
         check_bool(self.alpha_grad_scale, 'quant.alpha_grad_scale')
         for kind in ('w', 'a'):
-            check_choice(getattr(self, f'{kind}_init'), f'quant.{kind}_init', Quantizer.INIT_MODES)
+            check_choice(getattr(self, f'{kind}_init'), f'quant.{kind}_init', INIT_MODES)
             check_number(getattr(self, f'{kind}_init_k'), f'quant.{kind}_init_k', low=0,
                          open_low=True)
         if self.reshape_k is not None:
@@ -101,6 +101,13 @@ class QuantRules:
         cfg.pop('type', None)
         with_defaults(cfg, {k: None for k in cls.__dataclass_fields__}, 'quant')
         return cls(**cfg)
+
+    def specs(self, entry: dict) -> Tuple[QuantizerSpec, QuantizerSpec]:
+        """The weight and input specs of one layer of :meth:`plan`."""
+        return layer_specs(w_bits=entry['w_bits'], a_bits=entry['a_bits'],
+                           a_signed=entry['a_signed'], reshape_k=self.reshape_k,
+                           w_init=self.w_init, w_init_k=self.w_init_k, a_init=self.a_init,
+                           a_init_k=self.a_init_k, alpha_grad_scale=self.alpha_grad_scale)
 
     def plan(self, model: nn.Module) -> Dict[str, dict]:
         """Per selected layer: ``w_bits``, ``a_bits``, ``a_signed``, ``fixed``.
@@ -145,15 +152,12 @@ def quantize_model(model: nn.Module, rules) -> Dict[str, QuantMixin]:
     out = {}
     for name, spec in plan.items():
         module = layers[name]
-        kwargs = dict(w_bits=spec['w_bits'], a_bits=spec['a_bits'], a_signed=spec['a_signed'],
-                      reshape_k=rules.reshape_k, w_init=rules.w_init, w_init_k=rules.w_init_k,
-                      a_init=rules.a_init, a_init_k=rules.a_init_k,
-                      alpha_grad_scale=rules.alpha_grad_scale)
+        w_spec, a_spec = rules.specs(spec)
         if isinstance(module, QuantMixin):
             raise ValueError(f'layer {name!r} is already quantized')
         qcls = QUANTIZABLE[type(module)] if type(module) in QUANTIZABLE else (
             QConv2d if isinstance(module, nn.Conv2d) else QLinear)
-        qmod = qcls.from_float(module, **kwargs)
+        qmod = qcls.from_float(module, w_spec=w_spec, a_spec=a_spec)
         qmod.fixed_precision = spec['fixed']
         set_submodule(model, name, qmod)
         out[name] = qmod

@@ -16,34 +16,16 @@ from torch import nn
 
 from ..bops.cost import LayerCost
 from ..bops.probe import probe_layers
+from ..bops.settings import check_bops_cfg
 from ..export.mixed_precision import MixedPrecision, load_mixed_precision
 from ..registry import MODELS
 from ..search.grouping import assign_groups, layer_to_group
-from .patcher import quantize_model
+from .patcher import QuantRules, quantize_model
 from .probe_inputs import make_probe_forward
-from ..utils.config_checks import check_bool, check_number, with_defaults
 from ..utils.user_files import (InputError, check_checkpoint_file, load_fitting,
-                                 read_state_dict, shown)
-from .supernet_weights import supernet_to_fixed_state
-
-#: how BOPs are probed unless the config says otherwise
-DEFAULT_BOPS = dict(input_shape=(3, 32, 32), roi_layers=(), num_rois=None,
-                    include_fixed=False)
-
-
-def check_bops_cfg(bops: Optional[dict]) -> dict:
-    """Defaults plus validation of ``bops=dict(...)``."""
-    cfg = with_defaults(bops, DEFAULT_BOPS, 'bops')
-    shape = cfg['input_shape']
-    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
-        raise ValueError(f'bops.input_shape must be (C, H, W) positive ints, got {shape!r}')
-    cfg['input_shape'] = tuple(shape)
-    check_bool(cfg['include_fixed'], 'bops.include_fixed')
-    if cfg['num_rois'] is not None:
-        check_number(cfg['num_rois'], 'bops.num_rois', low=1)
-    return cfg
-
+                                read_state_dict, shown)
+from .search_settings import settings_for_retrain
+from .supernet_weights import load_supernet
 
 @MODELS.register_module()
 class QuantModel(BaseModel):
@@ -56,12 +38,17 @@ class QuantModel(BaseModel):
             used to report and export per-block precision.
         mixed_precision (str | dict, optional): a mixed-precision file whose
             per-layer bits override ``quant``'s (it must name exactly the
-            quantized layers, and agree on fixed-precision ones).
+            quantized layers, and agree on fixed-precision ones). A file a
+            search wrote also gives ``quant``, ``grouping`` and ``bops`` when
+            the config leaves them out, and is checked against them when it
+            does not (:mod:`bpnas_mm.models.search_settings`).
         float_checkpoint (str, optional): weights loaded into the task model
             by :meth:`init_weights` (keys of a bare task model, or of a
             wrapper: ``architecture.``/``module.`` prefixes are stripped).
         supernet_checkpoint (str, optional): instead, a ``BPNAS`` search
-            checkpoint: shared weights plus the clips of the chosen widths.
+            checkpoint: shared weights plus the clips of the chosen widths
+            (needs the search's ``mixed_precision`` file, which names the
+            candidates; see :mod:`bpnas_mm.models.supernet_weights`).
         bops (dict): ``input_shape`` (C, H, W) of the BOPs probe, ``roi_layers``
             and ``num_rois`` for RoI heads, ``include_fixed`` for the totals.
     """
@@ -76,9 +63,15 @@ class QuantModel(BaseModel):
             data_preprocessor = getattr(arch, 'data_preprocessor', None)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.architecture = arch
+        mp = None if mixed_precision is None else load_mixed_precision(mixed_precision)
+        if mp is not None:  # what the config leaves out, the search's file says
+            quant, grouping, bops = settings_for_retrain(mp.extra, quant, grouping, bops,
+                                                         _where(mp))
         self.bops_cfg = check_bops_cfg(bops)
-        self.qlayers = quantize_model(self.architecture, quant or {})
-        self.groups = assign_groups(list(self.qlayers), list(grouping))
+        self.quant_rules = QuantRules.from_cfg(quant or {})
+        self.grouping = list(grouping)
+        self.qlayers = quantize_model(self.architecture, self.quant_rules)
+        self.groups = assign_groups(list(self.qlayers), self.grouping)
         if float_checkpoint and supernet_checkpoint:
             raise ValueError('give float_checkpoint or supernet_checkpoint, not both')
         for field, path in (('float_checkpoint', float_checkpoint),
@@ -88,14 +81,14 @@ class QuantModel(BaseModel):
         self.float_checkpoint = float_checkpoint
         self.supernet_checkpoint = supernet_checkpoint
         self.mixed_precision: Optional[MixedPrecision] = None
-        if mixed_precision is not None:
-            self.apply_mixed_precision(mixed_precision)
+        if mp is not None:
+            self.apply_mixed_precision(mp)
 
     # ------------------------------------------------------------------ precision
     def apply_mixed_precision(self, mp) -> None:
         """Set every quantized layer's bits from a mixed-precision file."""
         mp = load_mixed_precision(mp)
-        where = 'model.mixed_precision' + (f' {shown(mp.path)}' if mp.path else '')
+        where = _where(mp)
         mp.check_layers(self.qlayers, where=where)
         for name, layer in self.qlayers.items():
             w_bits, a_bits = mp.bits(name)
@@ -150,14 +143,8 @@ class QuantModel(BaseModel):
             load_fitting(self.architecture, state, self.float_checkpoint, what)
         if self.supernet_checkpoint:
             what = 'model.supernet_checkpoint'
-            bits = {n: (m.w_bits, m.a_bits) for n, m in self.qlayers.items()}
-            try:
-                state = supernet_to_fixed_state(read_state_dict(self.supernet_checkpoint, what),
-                                                bits)
-            except KeyError as e:  # another model's supernet, or other candidates
-                raise InputError(f'{what}: {shown(self.supernet_checkpoint)} does not fit the '
-                                 f'model: {e.args[0]}')
-            load_fitting(self.architecture, state, self.supernet_checkpoint, what)
+            load_supernet(self, read_state_dict(self.supernet_checkpoint, what),
+                          self.supernet_checkpoint, what)
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
@@ -166,3 +153,7 @@ class QuantModel(BaseModel):
     def quant_summary(self) -> Dict[str, tuple]:
         """Layer name -> (w_bits, a_bits, fixed)."""
         return {n: (m.w_bits, m.a_bits, bool(m.fixed_precision)) for n, m in self.qlayers.items()}
+
+
+def _where(mp: MixedPrecision) -> str:
+    return 'model.mixed_precision' + (f' {shown(mp.path)}' if mp.path else '')

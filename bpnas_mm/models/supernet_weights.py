@@ -1,47 +1,62 @@
-"""Seed a fixed mixed-precision model with a searched supernet's shared weights."""
+"""Seed a fixed mixed-precision model with a searched supernet's weights.
+
+The supernet's state is loaded the way it was saved: every searched layer of
+the fixed model becomes, for the load, the mixed layer of the search's
+candidates (sharing the fixed layer's weight), so the state dict fits module
+for module and any mismatch is a missing or unexpected key; then each mixed
+layer turns itself into the fixed layer of its chosen candidate
+(:meth:`~bpnas_mm.search.mixed_layers.MixedMixin.to_fixed`), keeping that
+candidate's clips.
+"""
 import re
 from typing import Dict
 
 import torch
 
+from ..search.mixed_layers import to_mixed
+from ..utils.user_files import InputError, load_fitting, shown
+from .patcher import set_submodule
 
-def supernet_to_fixed_state(state: Dict[str, torch.Tensor], bits: Dict[str, tuple]
-                            ) -> Dict[str, torch.Tensor]:
-    """Map a ``BPNAS`` state dict onto the task model of a ``QuantModel``.
 
-    Args:
-        state: the supernet's state dict (``architecture.`` / ``module.``
-            prefixes are stripped; ``arch_params`` dropped).
-        bits: layer name -> ``(w_bits, a_bits)`` of the fixed model.
-
-    Returns:
-        A state dict for the task model: shared weights as they are, and for
-        each mixed layer the clips of its chosen widths (``w_quants.<w>`` ->
-        ``w_quant``, ``a_quants.<a>`` -> ``a_quant``); the other candidates'
-        clips are dropped.
-    """
+def task_state(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The task model's part of a ``BPNAS`` state dict (``module.`` and
+    ``architecture.`` prefixes stripped; theta and the wrapper dropped)."""
     out = {}
     for key, value in state.items():
         key = re.sub(r'^module\.', '', key)
-        if not key.startswith('architecture.'):
-            continue  # arch_params, the wrapper's data_preprocessor
-        out[key[len('architecture.'):]] = value
-    mixed = {k.split('.w_quants.')[0] for k in out if '.w_quants.' in k}
-    for layer in mixed:
-        if layer not in bits:
-            raise KeyError(f'supernet layer {layer!r} is not a quantized layer of the model')
-        w, a = bits[layer]
-        for sub in ('w_quant', 'a_quant'):  # the supernet's unused base quantizers
-            for k in [k for k in out if k.startswith(f'{layer}.{sub}.')]:
-                del out[k]
-        for kind, width in (('w', w), ('a', a)):
-            prefix = f'{layer}.{kind}_quants.'
-            chosen = f'{prefix}{width}.'
-            for k in [k for k in out if k.startswith(prefix)]:
-                value = out.pop(k)
-                if k.startswith(chosen):
-                    out[f'{layer}.{kind}_quant.' + k[len(chosen):]] = value
-            if f'{layer}.{kind}_quant.alpha' not in out:
-                raise KeyError(f'layer {layer!r}: the supernet has no {kind}_bits={width} '
-                               f'candidate to take the clip from')
+        if key.startswith('architecture.'):
+            out[key[len('architecture.'):]] = value
     return out
+
+
+def load_supernet(model, state: Dict[str, torch.Tensor], path, what: str) -> None:
+    """Load a search checkpoint's ``state`` into ``model`` (a ``QuantModel`` that
+    applied the search's mixed-precision file)."""
+    mp = model.mixed_precision
+    candidates = [tuple(c) for c in (mp.extra.get('candidates') or [])] if mp else []
+    if not candidates:
+        where = f' ({shown(mp.path)})' if mp is not None and mp.path else ''
+        raise InputError(f'{what}: loading a supernet needs the mixed-precision file its '
+                         f'search wrote (model.mixed_precision{where}): it names the '
+                         f'candidates the supernet was built with')
+    searched = {n: layer for n, layer in model.qlayers.items() if not layer.fixed_precision}
+    chosen = {}
+    for name, layer in searched.items():
+        bits = (layer.w_bits, layer.a_bits)
+        if bits not in candidates:
+            raise InputError(f'{what}: layer {name!r} is at {bits} in the file, which is not '
+                             f'among the search\'s candidates {candidates}')
+        chosen[name] = candidates.index(bits)
+    mixed = {n: to_mixed(layer, candidates) for n, layer in searched.items()}
+    for name, layer in mixed.items():
+        set_submodule(model.architecture, name, layer)
+    try:
+        load_fitting(model.architecture, task_state(state), path, what)
+    except Exception:
+        for name, layer in searched.items():  # leave the model as it was
+            set_submodule(model.architecture, name, layer)
+        raise
+    for name, layer in mixed.items():
+        fixed = layer.to_fixed(chosen[name])
+        set_submodule(model.architecture, name, fixed)
+        model.qlayers[name] = fixed

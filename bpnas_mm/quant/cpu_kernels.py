@@ -19,7 +19,8 @@ on a Python thread pool (ctypes releases the GIL; its threads compete with
 OpenMP workers still spinning after a convolution, see the README's
 measurements). Nothing here is required:
 without a compiler, for CUDA, non-float32 or non-contiguous tensors, or with
-``BPNAS_MM_CPU_KERNELS=0``, the callers use torch ops.
+``BPNAS_MM_CPU_KERNELS=0``, the callers use torch ops (the choice is
+:mod:`~bpnas_mm.quant.backend`'s).
 """
 import ctypes
 import hashlib
@@ -97,16 +98,16 @@ def _load():
 
 
 def available() -> bool:
-    """Whether the kernels can be used (compiled and loaded, not disabled)."""
-    if os.environ.get('BPNAS_MM_CPU_KERNELS', '1') == '0':
-        return False
+    """Whether the kernels are compiled and loaded (whether they are used is
+    :mod:`~bpnas_mm.quant.backend`'s choice)."""
     return _load() is not None
 
 
-def applies(*tensors: torch.Tensor) -> bool:
-    """The kernels serve contiguous float32 CPU tensors (and are available)."""
-    return (all(t.device.type == 'cpu' and t.dtype == torch.float32 and t.is_contiguous()
-                for t in tensors) and available())
+def build_error() -> str:
+    """Why the kernels are not available ('' when they are)."""
+    _load()
+    error = _state.get('error')
+    return '' if error is None else f'{type(error).__name__}: {error}'.splitlines()[0][:200]
 
 
 def openmp_team() -> Optional[Tuple[int, int, int]]:

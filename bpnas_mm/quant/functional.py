@@ -14,14 +14,17 @@ quantize+op functions of :mod:`bpnas_mm.quant.fused`.
 """
 
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
-from . import cpu_kernels
+from . import backend, cpu_kernels
 from .bits import FLOAT_BITS
 from .ste import round_ste, sign_ste
 
+
+#: a clip as the arithmetic takes it: a float on CPU, a 0-d tensor elsewhere
+Clip = Union[float, torch.Tensor]
 
 #: float dtypes that autocast produces; quantizers compute in float32 instead
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -50,13 +53,18 @@ def fake_quant_reference(x: torch.Tensor, alpha: torch.Tensor, bits: int,
     return round_ste(xc / step) * step
 
 
-def quantize_values(x: torch.Tensor, a: float, levels: int, signed: bool,
+def quantize_values(x: torch.Tensor, a: Clip, levels: int, signed: bool,
                     out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``round(clamp(x) / s) * s`` with ``s = a / levels`` (no autograd), into ``out``
-    or a new tensor (one pass on CPU float32, :mod:`~bpnas_mm.quant.cpu_kernels`)."""
-    if cpu_kernels.applies(x) and (out is None or cpu_kernels.applies(out)):
+    or a new tensor (one pass on CPU float32, :mod:`~bpnas_mm.quant.cpu_kernels`).
+    ``a`` is a float or a 0-d tensor (:func:`~bpnas_mm.quant.backend.clip_value`)."""
+    if isinstance(a, torch.Tensor):
+        lo = -a if signed else torch.zeros_like(a)
+        clamped = torch.clamp(x, lo, a, out=out)
+    elif backend.kernels_apply(x) and (out is None or backend.kernels_apply(out)):
         return cpu_kernels.quantize(x, a, levels, signed, out)
-    clamped = torch.clamp(x, -a if signed else 0.0, a, out=out)
+    else:
+        clamped = torch.clamp(x, -a if signed else 0.0, a, out=out)
     return clamped.mul_(levels / a).round_().mul_(a / levels)
 
 
@@ -89,8 +97,11 @@ def clip_ste_grads(grad: torch.Tensor, x: torch.Tensor, xq: Optional[torch.Tenso
     A ``sum(dtype=float64)`` would first copy the tensor to float64: twice its
     size, measured 78 ms per FPN-P2-sized tensor.
 
-    Returns ``(grad_x, grad_alpha or None)``.
+    Returns ``(grad_x, grad_alpha or None)``. A 0-d tensor ``a`` takes
+    :func:`_clip_ste_grads_on_device` (no host synchronisation).
     """
+    if isinstance(a, torch.Tensor):
+        return _clip_ste_grads_on_device(grad, x, xq, a, signed, need_alpha)
     lo = -a if signed else 0.0
     lo_open, hi_open = _open_bounds(lo, a, x.dtype)
     grad_x = torch.ops.aten.hardtanh_backward(grad, x, lo_open, hi_open)  # grad * inside
@@ -114,7 +125,22 @@ def clip_ste_grads(grad: torch.Tensor, x: torch.Tensor, xq: Optional[torch.Tenso
     return grad_x, grad_alpha
 
 
-def ste_grads(grad: torch.Tensor, x: torch.Tensor, a: float, levels: int, signed: bool,
+def _clip_ste_grads_on_device(grad, x, xq, a: torch.Tensor, signed: bool, need_alpha: bool):
+    """:func:`clip_ste_grads` with the clip as a 0-d tensor: the same regions
+    (``lo <= x <= a`` inside, ``x > a`` above, ``x < lo`` below) as masks."""
+    lo = -a if signed else torch.zeros_like(a)
+    grad_x = torch.where((x >= lo) & (x <= a), grad, 0)
+    if not need_alpha:
+        return grad_x, None
+    acc = torch.float64 if x.dtype in (torch.float32, torch.float64) else torch.float32
+    inside = torch.dot(grad_x.reshape(-1), (xq - x).reshape(-1)).to(acc) / a.to(acc)
+    grad_alpha = inside + torch.where(x > a, grad, 0).sum().to(acc)
+    if signed:
+        grad_alpha = grad_alpha - torch.where(x < lo, grad, 0).sum().to(acc)
+    return grad_x, grad_alpha
+
+
+def ste_grads(grad: torch.Tensor, x: torch.Tensor, a: Clip, levels: int, signed: bool,
               need_x: bool = True, need_alpha: bool = True, need_gate: bool = False,
               xq: Optional[torch.Tensor] = None, xq_scratch: bool = False,
               grad_inplace: bool = False):
@@ -127,7 +153,7 @@ def ste_grads(grad: torch.Tensor, x: torch.Tensor, a: float, levels: int, signed
     ``grad_inplace``); otherwise torch ops, with ``xq`` (``Q(x)``, computed when
     not given, overwritten when ``xq_scratch``).
     """
-    if cpu_kernels.applies(grad, x):
+    if not isinstance(a, torch.Tensor) and backend.kernels_apply(grad, x):
         grad_x, parts, dot = cpu_kernels.ste_backward(grad, x, a, levels, signed, need_x,
                                                       need_alpha, need_gate, grad_inplace)
         grad_alpha = None
@@ -154,7 +180,7 @@ class _FakeQuantFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, alpha, levels: int, signed: bool):
-        a = max(float(alpha), 1e-8)  # a learned clip must stay positive
+        a = backend.clip_value(alpha)  # a learned clip must stay positive
         q = quantize_values(x, a, levels, signed)
         ctx.save_for_backward(x, q, alpha)
         ctx.meta = (a, levels, signed)
@@ -203,3 +229,9 @@ def mse_clip(mag: torch.Tensor, bits: int, signed: bool, grid: int = 100) -> tor
         if best_err is None or err < best_err:
             best, best_err = alpha, err
     return best
+
+
+def reshape_weight(weight: torch.Tensor, k: float) -> torch.Tensor:
+    """Clip ``weight`` to ``[-T, T]`` with ``T = k * mean|W|`` (Eq. 17-18)."""
+    t = k * weight.detach().abs().mean()
+    return torch.minimum(torch.maximum(weight, -t), t)

@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from . import cpu_kernels
+from . import backend, cpu_kernels
 from .bits import FLOAT_BITS
 from .functional import num_steps, quantize_values, ste_grads
 
@@ -33,7 +33,7 @@ class _QuantInputOp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, alpha, weight, bias, gate, levels, signed, op, op_args):
-        a = max(float(alpha), 1e-8)
+        a = backend.clip_value(alpha)
         out = _forward_op(op, _quantize_transient(x, a, levels, signed), weight, bias, op_args)
         ctx.save_for_backward(x, weight, gate)
         ctx.meta = (a, levels, signed, op, op_args, bias is not None)
@@ -76,7 +76,7 @@ class _QuantInputOp(torch.autograd.Function):
 def _quantize_transient(x, a, levels, signed):
     """``Q(x)`` for one op to read and drop: in a reused buffer on CPU (no page
     faults of a fresh activation-sized tensor), a new tensor otherwise."""
-    out = cpu_kernels.scratch_like(x) if cpu_kernels.applies(x) else None
+    out = cpu_kernels.scratch_like(x) if backend.kernels_apply(x) else None
     return quantize_values(x, a, levels, signed, out)
 
 

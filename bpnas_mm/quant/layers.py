@@ -11,6 +11,7 @@ Distribution reshaping (paper Eq. 17-18) is the float pre-training mode:
 ``reshape_k=k`` clips the weight to ``T = k * mean|W|`` and, with
 ``a_bits=32``, the input goes through a learnable clip (Clip-ReLU).
 """
+import inspect
 from typing import Optional
 
 import torch
@@ -22,33 +23,39 @@ from .bits import FLOAT_BITS, check_bits
 from .functional import fake_quant
 from .fused import PathGate, can_fuse, quant_input_conv2d, quant_input_linear
 from .quantizer import Quantizer
+from .spec import QuantizerSpec, layer_specs
 
-
-def reshape_weight(weight: torch.Tensor, k: float) -> torch.Tensor:
-    """Clip ``weight`` to ``[-T, T]`` with ``T = k * mean|W|`` (Eq. 17-18)."""
-    t = k * weight.detach().abs().mean()
-    return torch.minimum(torch.maximum(weight, -t), t)
+#: the keywords of :func:`layer_specs`, accepted by the layers for brevity
+SETTINGS = tuple(inspect.signature(layer_specs).parameters)
 
 
 class QuantMixin:
     """Shared state and logic of the quantized layers (a mixin, not a module).
 
     Put first among the bases of a torch layer (``class QConv2d(QuantMixin,
-    nn.Conv2d)``): it takes the quantization keyword arguments
-    (:data:`_QUANT_DEFAULTS`) out of the layer's own, and its ``forward`` runs
-    ``op(Q_a(x), Q_w(weight))``. A subclass provides the op:
-    :meth:`_plain_op` (the torch op on already quantized inputs) and
-    :meth:`_fused_op` (the same with the input quantization fused, see
-    :mod:`.fused`).
+    nn.Conv2d)``). It takes the quantization keywords out of the layer's own:
+    ``w_spec`` and ``a_spec`` (:class:`~bpnas_mm.quant.spec.QuantizerSpec`), or
+    the settings of :func:`~bpnas_mm.quant.spec.layer_specs` (``w_bits=4,
+    a_bits=4, ...``). Its ``forward`` runs ``op(Q_a(x), Q_w(weight))``. A
+    subclass provides the op: :meth:`_plain_op` (the torch op on already
+    quantized inputs) and :meth:`_fused_op` (the same with the input
+    quantization fused, see :mod:`.fused`).
     """
 
     #: set False to compare with (or debug) the unfused autograd path
     fusable = True
 
-    def __init__(self, *args, **kwargs):
-        quant = _split_quant_kwargs(kwargs)
+    def __init__(self, *args, w_spec: Optional[QuantizerSpec] = None,
+                 a_spec: Optional[QuantizerSpec] = None, **kwargs):
+        settings = {k: kwargs.pop(k) for k in SETTINGS if k in kwargs}
         super().__init__(*args, **kwargs)
-        self._init_quant(**quant)
+        if settings and (w_spec is not None or a_spec is not None):
+            raise ValueError(f'give w_spec/a_spec or {sorted(settings)}, not both')
+        if w_spec is None or a_spec is None:
+            default_w, default_a = layer_specs(**settings)
+            w_spec, a_spec = w_spec or default_w, a_spec or default_a
+        self.w_quant = Quantizer(w_spec)
+        self.a_quant = Quantizer(a_spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_float:
@@ -65,17 +72,14 @@ class QuantMixin:
     def _fused_op(self, x, alpha, bits: int, signed: bool, weight, bias, gate):
         raise NotImplementedError(f'{type(self).__name__} must define _fused_op')
 
-    def _init_quant(self, w_bits: int, a_bits: int, a_signed: Optional[bool],
-                    reshape_k: Optional[float], w_init: str, w_init_k: float,
-                    a_init: str, a_init_k: float, alpha_grad_scale: bool = True) -> None:
-        if reshape_k is not None and not reshape_k > 0:
-            raise ValueError(f'reshape_k must be a positive number or None, got {reshape_k!r}')
-        self.reshape_k = None if reshape_k is None else float(reshape_k)
-        self.w_quant = Quantizer(w_bits, signed=True, init=w_init, k=w_init_k,
-                                 grad_scale=alpha_grad_scale)
-        self.a_quant = Quantizer(a_bits, signed=a_signed, init=a_init, k=a_init_k,
-                                 clip_float=reshape_k is not None, grad_scale=alpha_grad_scale,
-                                 batched=True)
+    @property
+    def reshape_k(self) -> Optional[float]:
+        """Distribution reshaping of the weight (``T = k * mean|W|``), or None."""
+        return self.w_quant.spec.reshape_k
+
+    @reshape_k.setter
+    def reshape_k(self, value: Optional[float]) -> None:
+        self.w_quant.spec = self.w_quant.spec.replace(reshape_k=value)
 
     @property
     def w_bits(self) -> int:
@@ -101,10 +105,7 @@ class QuantMixin:
 
     def quant_weight(self) -> torch.Tensor:
         """The weight as used in the forward pass (reshaped and/or quantized)."""
-        w = self.weight
-        if self.reshape_k is not None:
-            w = reshape_weight(w, self.reshape_k)
-        return self.w_quant(w)
+        return self.w_quant(self.weight)
 
     def quant_input_op(self, x: torch.Tensor, quantizer: Quantizer, weight: torch.Tensor,
                        bias: Optional[torch.Tensor], gate: Optional[torch.Tensor] = None
@@ -127,16 +128,6 @@ class QuantMixin:
     def quant_extra_repr(self) -> str:
         return (f', w_bits={self.w_bits}, a_bits={self.a_bits}, '
                 f'reshape_k={self.reshape_k}')
-
-
-_QUANT_DEFAULTS = dict(w_bits=FLOAT_BITS, a_bits=FLOAT_BITS, a_signed=None,
-                       reshape_k=None, w_init='mse', w_init_k=100,
-                       a_init='mse', a_init_k=100, alpha_grad_scale=True)
-
-
-def _split_quant_kwargs(kwargs: dict) -> dict:
-    quant = {k: kwargs.pop(k, v) for k, v in _QUANT_DEFAULTS.items()}
-    return quant
 
 
 def _adopt(qmod: nn.Module, module: nn.Module) -> nn.Module:

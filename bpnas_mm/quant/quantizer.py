@@ -8,94 +8,112 @@ minimises the quantization MSE at this bit width (from every rank's data when
 distributed).
 """
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from mmengine import dist
 from torch import nn
 
 from ..utils.distributed import any_rank, gather_values
-from .bits import FLOAT_BITS, check_bits
-from .functional import LOW_PRECISION, clip, fake_quant, mse_clip, num_steps
+from .bits import FLOAT_BITS
+from .functional import (LOW_PRECISION, clip, fake_quant, mse_clip, num_steps,
+                         reshape_weight)
+from .spec import INIT_MODES, QuantizerSpec
 from .ste import scale_grad
 
 
 class Quantizer(nn.Module):
-    """A fake quantizer with its own learnable ``alpha``.
+    """A fake quantizer with its own learnable ``alpha``, set up by a
+    :class:`~bpnas_mm.quant.spec.QuantizerSpec`.
 
-    Args:
-        bits (int): bit width, 1..32; 32 disables quantization.
-        signed (bool | None): symmetric signed range, unsigned ``[0, alpha]``,
-            or ``None`` to decide from the first batch (signed if it has a
-            negative value). Decided values persist in the state dict.
-        init (str): how ``alpha`` starts: ``'mse'`` (the clip among ``k``
-            fractions of ``max|x|`` with the least quantization MSE; at 32
-            bits, the Clip-ReLU of reshaping, the 99.9th percentile), ``'mean_abs'`` (``k * mean|x|``, capped at ``max|x|``),
-            ``'max'`` or ``'percentile'`` (``k``-th percentile of ``|x|``).
-        k (float): the grid size / factor / percentile of ``init``.
-        clip_float (bool): at 32 bits, still clip to the learnable range
-            (the Clip-ReLU of distribution reshaping, paper Eq. 17-18).
-        grad_scale (bool): scale ``alpha``'s gradient by ``1 / sqrt(N * n)``
-            (``N`` elements quantized, per sample when ``batched``; ``n``
-            positive steps): LSQ's factor (Esser et al., ICLR 2020), which LSQ
-            applies to its step ``s = alpha / n``; applied to ``alpha`` it damps
-            the clip's relative updates ``n^2`` times more than LSQ's (the same
-            at ternary weights, ``n = 1``). ``alpha``'s raw gradient is
-            a sum over every element: on a weight tensor at 2 bits, plain SGD at
-            a CIFAR learning rate throws it negative or to thousands within an
-            epoch (measured: ternary layers silenced, 29 % top-1). The value of
-            ``alpha`` is untouched; only its step size changes.
-        batched (bool): the input's first dimension is the batch (activations).
+    ``Quantizer(spec)``, or ``Quantizer(bits, **fields)`` for a spec built on
+    the spot (``Quantizer(4, signed=True, init='max')``). ``grad_scale`` scales
+    ``alpha``'s gradient by ``1 / sqrt(N * n)`` (``N`` elements quantized, per
+    sample when ``batched``; ``n`` positive steps): LSQ's factor (Esser et al.,
+    ICLR 2020), which LSQ applies to its step ``s = alpha / n``; applied to
+    ``alpha`` it damps the clip's relative updates ``n^2`` times more than
+    LSQ's (the same at ternary weights, ``n = 1``). ``alpha``'s raw gradient is
+    a sum over every element: on a weight tensor at 2 bits, plain SGD at a
+    CIFAR learning rate throws it negative or to thousands within an epoch
+    (measured: ternary layers silenced, 29 % top-1). The value of ``alpha`` is
+    untouched; only its step size changes.
+
+    The state (``alpha``; ``initialized``; ``signed_code``, the sign decided
+    from data) is in the state dict; the forward pass reads Python copies of
+    the last two, so it never waits for the device.
     """
 
-    INIT_MODES = ('mse', 'mean_abs', 'max', 'percentile')
+    INIT_MODES = INIT_MODES
     MAX_INIT_SAMPLES = 1_000_000
 
-    def __init__(self, bits: int = FLOAT_BITS, signed: Optional[bool] = None,
-                 init: str = 'mse', k: float = 100,
-                 clip_float: bool = False, grad_scale: bool = True, batched: bool = False):
+    def __init__(self, spec: Union[QuantizerSpec, int, None] = None, **fields):
         super().__init__()
-        if init not in self.INIT_MODES:
-            raise ValueError(f'init must be one of {self.INIT_MODES}, got {init!r}')
-        self.bits = check_bits(bits, 'bits')
-        self.init = init
-        self.k = float(k)
-        self.clip_float = clip_float
-        self.grad_scale = bool(grad_scale)
-        self.batched = bool(batched)
+        if isinstance(spec, QuantizerSpec):
+            spec = spec.replace(**fields) if fields else spec
+        else:
+            if spec is not None:
+                fields = dict(fields, bits=spec)
+            spec = QuantizerSpec(**fields)
+        self.spec = spec
         self.alpha = nn.Parameter(torch.tensor(1.0))
         self.register_buffer('initialized', torch.tensor(False))
         # -1: undecided (auto), 0: unsigned, 1: signed
         self.register_buffer('signed_code', torch.tensor(
-            -1 if signed is None else int(bool(signed)), dtype=torch.int8))
+            -1 if spec.signed is None else int(spec.signed), dtype=torch.int8))
+        self._initialized = False
+        self._signed_code = int(self.signed_code)
         self.calibrate = True  #: set False to keep alpha untouched (shape probes)
 
     @property
+    def bits(self) -> int:
+        return self.spec.bits
+
+    @bits.setter
+    def bits(self, value: int) -> None:
+        self.spec = self.spec.replace(bits=value)
+
+    @property
+    def is_calibrated(self) -> bool:
+        """``alpha`` was set from data (or loaded so)."""
+        return self._initialized
+
+    @property
     def signed(self) -> Optional[bool]:
-        code = int(self.signed_code)
+        code = self._signed_code
         return None if code < 0 else bool(code)
 
     @property
     def enabled(self) -> bool:
-        return self.bits < FLOAT_BITS or self.clip_float
+        return self.spec.changes_values
 
     def extra_repr(self) -> str:
-        return (f'bits={self.bits}, signed={self.signed}, init={self.init!r}, '
-                f'k={self.k}, clip_float={self.clip_float}, grad_scale={self.grad_scale}')
+        spec = self.spec
+        return (f'bits={spec.bits}, signed={self.signed}, init={spec.init!r}, '
+                f'init_k={spec.init_k}, clip_float={spec.clip_float}, '
+                f'grad_scale={spec.grad_scale}'
+                + ('' if spec.reshape_k is None else f', reshape_k={spec.reshape_k}'))
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as it is quantized: reshaped first when the spec says so (Eq. 17-18)."""
+        k = self.spec.reshape_k
+        return x if k is None else reshape_weight(x, k)
 
     def clip_for(self, x: torch.Tensor, signed: bool) -> torch.Tensor:
         """``alpha`` as used on ``x`` (its gradient scaled when ``grad_scale``)."""
         alpha = self.alpha.to(x.dtype)
-        if (self.grad_scale and alpha.requires_grad and torch.is_grad_enabled()
-                and self.bits < FLOAT_BITS and x.numel() > 0):
-            steps = max(num_steps(self.bits, signed), 1)  # binary: one level each side
-            per_sample = x.numel() // x.shape[0] if self.batched and x.dim() > 1 else x.numel()
+        bits = self.spec.bits
+        if (self.spec.grad_scale and alpha.requires_grad and torch.is_grad_enabled()
+                and bits < FLOAT_BITS and x.numel() > 0):
+            steps = max(num_steps(bits, signed), 1)  # binary: one level each side
+            per_sample = (x.numel() // x.shape[0] if self.spec.batched and x.dim() > 1
+                          else x.numel())
             alpha = scale_grad(alpha, 1.0 / math.sqrt(per_sample * steps))
         return alpha
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
-        """Set ``alpha`` (and an undecided sign) from the data ``x``.
+        """Set ``alpha`` (and an undecided sign) from the data ``x`` (as passed to
+        :meth:`forward`: reshaped here when the spec says so).
 
         Activations (``batched``) are calibrated from every rank's ``x`` together,
         as one process with the global batch would (exactly so up to
@@ -104,8 +122,9 @@ class Quantizer(nn.Module):
         (a RoI head's input on an image without proposals). When no rank has
         data the quantizer stays uncalibrated everywhere.
         """
-        world = dist.get_world_size() if self.batched else 1
-        x = x.detach().float()
+        spec = self.spec
+        world = dist.get_world_size() if spec.batched else 1
+        x = self.prepare(x.detach().float())
         negative = bool((x < 0).any()) if self.signed is None else False
         values = x.flatten()
         limit = self.MAX_INIT_SAMPLES // world
@@ -119,24 +138,34 @@ class Quantizer(nn.Module):
         if values.numel() == 0:
             return
         if self.signed is None:
-            self.signed_code.fill_(int(negative))
+            self._set_state(signed_code=int(negative))
         mag = values.abs() if self.signed else values.clamp(min=0)
-        if self.init == 'mse' and self.bits >= FLOAT_BITS:
+        if spec.init == 'mse' and spec.bits >= FLOAT_BITS:
             value = torch.quantile(mag, 0.999)  # Clip-ReLU: cut the long tail
-        elif self.init == 'max':
+        elif spec.init == 'max':
             value = mag.max()
-        elif self.init == 'mse':
-            value = mse_clip(mag, self.bits, self.signed, int(self.k))
-        elif self.init == 'mean_abs':
-            value = torch.minimum(self.k * mag.mean(), mag.max())
+        elif spec.init == 'mse':
+            value = mse_clip(mag, spec.bits, self.signed, int(spec.init_k))
+        elif spec.init == 'mean_abs':
+            value = torch.minimum(spec.init_k * mag.mean(), mag.max())
         else:
-            value = torch.quantile(mag, self.k / 100.0)
+            value = torch.quantile(mag, spec.init_k / 100.0)
         self.alpha.data.fill_(float(value.clamp(min=1e-8)))
-        self.initialized.fill_(True)
+        self._set_state(initialized=True)
+
+    def _set_state(self, initialized: Optional[bool] = None,
+                   signed_code: Optional[int] = None) -> None:
+        """Write a state buffer and its Python copy together."""
+        if initialized is not None:
+            self.initialized.fill_(bool(initialized))
+            self._initialized = bool(initialized)
+        if signed_code is not None:
+            self.signed_code.fill_(int(signed_code))
+            self._signed_code = int(signed_code)
 
     def calibrate_from(self, x: torch.Tensor) -> None:
         """Set ``alpha`` from ``x`` unless it is set or calibration is frozen."""
-        if not bool(self.initialized) and self.calibrate:
+        if not self._initialized and self.calibrate:
             self.initialize(x)
 
     @property
@@ -145,16 +174,20 @@ class Quantizer(nn.Module):
         return True if self.signed is None else self.signed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
+        spec = self.spec
+        if not spec.changes_values:
             return x
         if x.dtype in LOW_PRECISION:  # AMP: quantize in float32 (bf16 has 8 mantissa bits)
             x = x.float()
-        self.calibrate_from(x)
+        if not spec.quantizes:
+            return self.prepare(x)
+        self.calibrate_from(x)  # from x as given (calibration prepares it too)
+        x = self.prepare(x)
         signed = self.signed_or_default
         alpha = self.clip_for(x, signed)
-        if self.bits >= FLOAT_BITS:
+        if spec.bits >= FLOAT_BITS:
             return clip(x, alpha, signed)
-        return fake_quant(x, alpha, self.bits, signed)
+        return fake_quant(x, alpha, spec.bits, signed)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
@@ -166,3 +199,6 @@ class Quantizer(nn.Module):
                                       missing_keys, unexpected_keys, error_msgs)
         if not any(k in state_dict for k in own):
             del missing_keys[before:]
+        # the Python copies follow what was loaded (one read, at load time)
+        self._initialized = bool(self.initialized)
+        self._signed_code = int(self.signed_code)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from ..quant.layers import QConv2d, QLinear, reshape_weight
+from ..quant.layers import QConv2d, QLinear
 from ..quant.quantizer import Quantizer
 from .candidates import Candidate, check_candidates
 
@@ -40,23 +40,16 @@ class MixedMixin:
 
     def _init_mixed(self, candidates: Sequence[Candidate]) -> None:
         self.candidates: List[Candidate] = check_candidates(candidates)
-        base_w, base_a = self.w_quant, self.a_quant
-        self.w_quants = nn.ModuleDict({
-            str(w): Quantizer(w, signed=True, init=base_w.init, k=base_w.k,
-                              grad_scale=base_w.grad_scale)
-            for w in sorted({w for w, _ in self.candidates})})
-        self.a_quants = nn.ModuleDict({
-            str(a): Quantizer(a, signed=base_a.signed, init=base_a.init, k=base_a.k,
-                              grad_scale=base_a.grad_scale, batched=True)
-            for a in sorted({a for _, a in self.candidates})})
+        w_spec, a_spec = self.w_quant.spec, self.a_quant.spec
+        self.w_quants = nn.ModuleDict({str(w): Quantizer(w_spec.replace(bits=w))
+                                       for w in sorted({w for w, _ in self.candidates})})
+        self.a_quants = nn.ModuleDict({str(a): Quantizer(a_spec.replace(bits=a))
+                                       for a in sorted({a for _, a in self.candidates})})
         self.arch_probs: Optional[torch.Tensor] = None
         self.arch_choice: Optional[int] = None
 
     def _qweights(self, widths) -> Dict[int, torch.Tensor]:
-        w = self.weight
-        if self.reshape_k is not None:
-            w = reshape_weight(w, self.reshape_k)
-        return {b: self.w_quants[str(b)](w) for b in widths}
+        return {b: self.w_quants[str(b)](self.weight) for b in widths}
 
     def _add_bias(self, out: torch.Tensor, scale=None) -> torch.Tensor:
         if self.bias is None:
@@ -114,15 +107,10 @@ class MixedMixin:
         width in the middle of the search, when it is first drawn (calibration
         is the expensive part of a quantizer's life: an MSE sweep of clips).
         """
-        todo_a = [q for q in self.a_quants.values() if q.calibrate and not bool(q.initialized)]
-        todo_w = [q for q in self.w_quants.values() if q.calibrate and not bool(q.initialized)]
-        if todo_w:
-            w = self.weight if self.reshape_k is None else reshape_weight(self.weight,
-                                                                          self.reshape_k)
-            for q in todo_w:
-                q.initialize(w)
-        for q in todo_a:
-            q.initialize(x)
+        for quantizers, data in ((self.w_quants, self.weight), (self.a_quants, x)):
+            for q in quantizers.values():
+                if q.calibrate and not q.is_calibrated:
+                    q.initialize(data)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calibrate_candidates(x)
@@ -134,11 +122,18 @@ class MixedMixin:
             return self.composite_forward(x, probs)
         return super().forward(x)  # fixed bits of the underlying QConv2d/QLinear
 
-    def export_quantizers(self, j: int) -> Dict[str, torch.Tensor]:
-        """The clips of candidate ``j`` (to seed a fixed-precision retrain)."""
+    def to_fixed(self, j: int):
+        """The fixed layer of candidate ``j``: a :class:`QConv2d`/:class:`QLinear`
+        sharing this layer's weight and bias, with copies of candidate ``j``'s
+        quantizers (their specs and state: clip, calibration, sign)."""
         w_bits, a_bits = self.candidates[j]
-        return dict(w_alpha=self.w_quants[str(w_bits)].alpha.detach().clone(),
-                    a_alpha=self.a_quants[str(a_bits)].alpha.detach().clone())
+        w_quant, a_quant = self.w_quants[str(w_bits)], self.a_quants[str(a_bits)]
+        fixed_cls = QConv2d if isinstance(self, nn.Conv2d) else QLinear
+        fixed = fixed_cls.from_float(self, w_spec=w_quant.spec, a_spec=a_quant.spec)
+        fixed.w_quant.load_state_dict(w_quant.state_dict())
+        fixed.a_quant.load_state_dict(a_quant.state_dict())
+        fixed.fixed_precision = False
+        return fixed
 
 
 class MixedQConv2d(MixedMixin, QConv2d):
@@ -150,15 +145,13 @@ class MixedQLinear(MixedMixin, QLinear):
 
 
 def to_mixed(layer, candidates: Sequence[Candidate]):
-    """A mixed layer sharing ``layer``'s (QConv2d/QLinear) weight, bias and settings."""
-    quant = dict(w_bits=layer.w_bits, a_bits=layer.a_bits, a_signed=layer.a_quant.signed,
-                 reshape_k=layer.reshape_k, w_init=layer.w_quant.init, w_init_k=layer.w_quant.k,
-                 a_init=layer.a_quant.init, a_init_k=layer.a_quant.k,
-                 alpha_grad_scale=layer.w_quant.grad_scale)
+    """A mixed layer sharing ``layer``'s (QConv2d/QLinear) weight, bias and specs."""
+    specs = dict(w_spec=layer.w_quant.spec,
+                 a_spec=layer.a_quant.spec.replace(signed=layer.a_quant.signed))
     if isinstance(layer, QConv2d):
-        mixed = MixedQConv2d.from_float(layer, candidates=candidates, **quant)
+        mixed = MixedQConv2d.from_float(layer, candidates=candidates, **specs)
     elif isinstance(layer, QLinear):
-        mixed = MixedQLinear.from_float(layer, candidates=candidates, **quant)
+        mixed = MixedQLinear.from_float(layer, candidates=candidates, **specs)
     else:
         raise TypeError(f'to_mixed needs a QConv2d or QLinear, got {type(layer).__name__}')
     mixed.fixed_precision = False

@@ -4,7 +4,8 @@
 # and the classifier are fixed at 8 bit and left out of the budget.
 _base_ = [
     '../_base_/models/resnet20_cifar.py', '../_base_/datasets/cifar10_folder.py',
-    '../_base_/default_runtime_cls.py', '../_base_/schedules/bpnas_search_cls.py'
+    '../_base_/default_runtime_cls.py', '../_base_/schedules/bpnas_search_cls.py',
+    '../_base_/quant/classifier.py'
 ]
 
 candidates = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
@@ -15,9 +16,8 @@ model = dict(
     _delete_=True,
     type='bpnas_mm.BPNAS',
     architecture={{_base_.model}},
-    quant=dict(include=['*'],
-               fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
-    grouping=[r'(backbone\.layer\d\.\d+)\.'],  # one search group per BasicBlock
+    quant={{_base_.cls_quant}},
+    grouping={{_base_.cls_grouping}},  # one search group per BasicBlock
     candidates=candidates,
     budget=budget,
     search=dict(mode='composite', loss='barrier', mu=0.05, barrier_delta=0.02,

@@ -9,7 +9,8 @@
 # of the budget), batch 64, SGD lr 0.025 cosine, 30 epochs.
 _base_ = [
     '../_base_/models/resnet50_imagenet10.py', '../_base_/datasets/imagenet.py',
-    '../_base_/default_runtime_cls.py', '../_base_/schedules/bpnas_search_cls.py'
+    '../_base_/default_runtime_cls.py', '../_base_/schedules/bpnas_search_cls.py',
+    '../_base_/quant/classifier.py'
 ]
 
 candidates = [(2, 4), (3, 3), (3, 4), (4, 3), (4, 4), (4, 6), (6, 4)]
@@ -21,9 +22,8 @@ model = dict(
     _delete_=True,
     type='bpnas_mm.BPNAS',
     architecture={{_base_.model}},
-    quant=dict(include=['*'],
-               fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
-    grouping=[r'(backbone\.layer\d+\.\d+)\.'],  # one group per Bottleneck
+    quant={{_base_.cls_quant}},
+    grouping={{_base_.cls_grouping}},  # one group per Bottleneck
     candidates=candidates,
     budget=budget,
     search=dict(mode='composite', loss='barrier', mu=0.05, prob1_weight=1.0),

@@ -6,16 +6,15 @@
 # for W3A3, or 32 for float).
 _base_ = [
     '../_base_/models/resnet50_imagenet.py', '../_base_/datasets/imagenet.py',
-    '../_base_/default_runtime_cls.py'
+    '../_base_/default_runtime_cls.py', '../_base_/quant/classifier.py'
 ]
 max_epochs = 150
 model = dict(
     _delete_=True,
     type='bpnas_mm.QuantModel',
     architecture={{_base_.model}},
-    quant=dict(w_bits=4, a_bits=4, include=['*'],
-               fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
-    grouping=[r'(backbone\.layer\d+\.\d+)\.'],
+    quant={{_base_.cls_quant}},  # W4A4, stem and classifier at 8 bit
+    grouping={{_base_.cls_grouping}},
     bops=dict(input_shape=(3, 224, 224), include_fixed=False),
     mixed_precision=None,
     float_checkpoint=None)

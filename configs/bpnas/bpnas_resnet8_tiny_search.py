@@ -1,6 +1,7 @@
 # A tiny BP-NAS search model for tests and the budget property run
 # (tools/benchmark/budget_property.py): ResNet-8 for CIFAR, 3 searched BasicBlocks, 8-bit stem
 # and fc fixed, the paper's 8 CIFAR candidates, BOPs probed at 16x16. No data or schedule.
+_base_ = ['../_base_/quant/classifier.py']
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['bpnas_mm'], allow_failed_imports=False)
 candidates = [(2, 3), (2, 4), (3, 3), (3, 4), (4, 4), (4, 6), (6, 4), (8, 4)]
@@ -14,5 +15,5 @@ architecture = dict(
               loss=dict(type='CrossEntropyLoss')))
 model = dict(
     type='bpnas_mm.BPNAS', architecture=architecture, candidates=candidates, budget=3.0,
-    quant=dict(fixed=[dict(layers=['backbone.conv1', 'head.fc'], w_bits=8, a_bits=8)]),
-    grouping=[r'(backbone\.layer\d\.\d+)\.'], bops=dict(input_shape=(3, 16, 16)))
+    quant={{_base_.cls_quant}}, grouping={{_base_.cls_grouping}},
+    bops=dict(input_shape=(3, 16, 16)))

@@ -6,13 +6,12 @@ _base_ = ['./bpnas_faster_rcnn_r18_demo.py']
 
 search_dir = 'work_dirs/bpnas_faster_rcnn_r18_demo/'
 max_epochs = 2
+# quant, grouping and bops are left out: the search's file says how it was searched
+# (a retrain config that states them must agree with it)
 model = dict(
     _delete_=True,
     type='bpnas_mm.QuantModel',
     architecture={{_base_.model.architecture}},
-    quant=dict(include=['*']),
-    grouping={{_base_.model.grouping}},
-    bops={{_base_.model.bops}},
     mixed_precision=search_dir + 'mixed_precision.json',
     supernet_checkpoint=search_dir + 'epoch_3.pth')
 

@@ -40,14 +40,14 @@ def test_paper_table4_bmax3_totals(tiny_classifier):
     s = summarize(model.layer_costs(), include_fixed=False)
     macs = hand_macs()
     body = {n: m for n, m in macs.items() if n not in ('backbone.conv1', 'head.fc')}
-    assert s['macs'] == sum(body.values()) == 40_108_032
+    assert s.macs == sum(body.values()) == 40_108_032
     bops = sum(m * (8 if n.startswith(('backbone.layer2.1', 'backbone.layer2.2')) else 9)
                for n, m in body.items())
-    assert s['bops'] == bops == 351_535_104
-    assert s['avg_bits'] == pytest.approx((bops / 40_108_032) ** 0.5)
-    assert s['b_comp'] == pytest.approx(116.83, abs=0.01)  # the paper prints 116.89x
+    assert s.bops == bops == 351_535_104
+    assert s.avg_bits == pytest.approx((bops / 40_108_032) ** 0.5)
+    assert s.b_comp == pytest.approx(116.83, abs=0.01)  # the paper prints 116.89x
     with_fixed = summarize(model.layer_costs(), include_fixed=True)
-    assert with_fixed['bops'] == bops + 64 * (macs['backbone.conv1'] + macs['head.fc'])
+    assert with_fixed.bops == bops + 64 * (macs['backbone.conv1'] + macs['head.fc'])
 
 
 def test_report_has_block_table_and_totals(tiny_classifier):

@@ -63,7 +63,8 @@ def test_bad_rules_name_the_field(tiny_classifier, cfg, match):
 
 def test_alpha_grad_scale_reaches_every_quantizer(tiny_classifier):
     layers = quantize_model(tiny_classifier, dict(alpha_grad_scale=False))
-    assert all(not m.w_quant.grad_scale and not m.a_quant.grad_scale for m in layers.values())
+    assert all(not m.w_quant.spec.grad_scale and not m.a_quant.spec.grad_scale
+               for m in layers.values())
 
 
 def test_rules_object_and_plan(tiny_classifier):
@@ -87,6 +88,6 @@ def test_quantizing_twice_is_an_error(tiny_classifier):
     (dict(input=(3, 32, 32)), r"bops: unknown keys \['input'\]"),
 ])
 def test_bad_bops_settings_name_the_field(bops, match):
-    from bpnas_mm.models.quant_model import check_bops_cfg
+    from bpnas_mm.bops.settings import check_bops_cfg
     with pytest.raises(ValueError, match=match):
         check_bops_cfg(bops)

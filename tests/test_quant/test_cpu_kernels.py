@@ -5,15 +5,11 @@ import sys
 import pytest
 import torch
 
-from bpnas_mm.quant import cpu_kernels
+from bpnas_mm.quant import backend, cpu_kernels
 from bpnas_mm.quant.functional import num_steps, quantize_values, ste_grads
 
 pytestmark = pytest.mark.skipif(not cpu_kernels.available(),
                                 reason='no C compiler: the kernels are not built')
-
-
-def torch_ops(monkeypatch):
-    monkeypatch.setenv('BPNAS_MM_CPU_KERNELS', '0')
 
 
 def sample(n=50_000, a=1.3, seed=0):
@@ -27,13 +23,14 @@ def sample(n=50_000, a=1.3, seed=0):
 
 @pytest.mark.parametrize('signed', [True, False])
 @pytest.mark.parametrize('bits', [2, 3, 4, 8])
-def test_quantize_is_identical_to_the_torch_ops(monkeypatch, bits, signed):
+def test_quantize_is_identical_to_the_torch_ops(bits, signed):
     x, _ = sample()
     levels = num_steps(bits, signed)
-    fast = quantize_values(x, 1.3, levels, signed)
-    torch_ops(monkeypatch)
-    assert not cpu_kernels.applies(x)
-    assert torch.equal(fast, quantize_values(x, 1.3, levels, signed))
+    with backend.use('cpu-kernels'):
+        fast = quantize_values(x, 1.3, levels, signed)
+    with backend.use('torch'):
+        assert not backend.kernels_apply(x)
+        assert torch.equal(fast, quantize_values(x, 1.3, levels, signed))
 
 
 @pytest.mark.parametrize('signed', [True, False])
@@ -52,11 +49,12 @@ def test_ste_backward_matches_float64_closed_forms(signed):
     assert float(dot) == pytest.approx(float((g64 * q64).sum()), rel=1e-9, abs=1e-9)
 
 
-def test_ste_backward_agrees_with_the_torch_ops(monkeypatch):
+def test_ste_backward_agrees_with_the_torch_ops():
     x, g = sample(seed=1)
-    fast = ste_grads(g, x, 0.9, 7, True, need_gate=True)
-    torch_ops(monkeypatch)
-    slow = ste_grads(g, x, 0.9, 7, True, need_gate=True)
+    with backend.use('cpu-kernels'):
+        fast = ste_grads(g, x, 0.9, 7, True, need_gate=True)
+    with backend.use('torch'):
+        slow = ste_grads(g, x, 0.9, 7, True, need_gate=True)
     assert torch.equal(fast[0], slow[0])
     assert float(fast[1]) == pytest.approx(float(slow[1]), rel=1e-4)
     assert float(fast[2]) == pytest.approx(float(slow[2]), rel=1e-4)
@@ -116,10 +114,11 @@ def test_scratch_buffer_is_reused_and_grows():
 
 def test_other_tensors_take_the_torch_ops():
     x = torch.randn(8, 8)
-    assert cpu_kernels.applies(x)
-    assert not cpu_kernels.applies(x.t())  # not contiguous
-    assert not cpu_kernels.applies(x.double())
-    assert not cpu_kernels.applies(x.half())
+    with backend.use('cpu-kernels'):
+        assert backend.kernels_apply(x)
+        assert not backend.kernels_apply(x.t())  # not contiguous
+        assert not backend.kernels_apply(x.double())
+        assert not backend.kernels_apply(x.half())
 
 
 def test_without_a_compiler_the_torch_ops_serve(monkeypatch, tmp_path):
@@ -128,9 +127,10 @@ def test_without_a_compiler_the_torch_ops_serve(monkeypatch, tmp_path):
     monkeypatch.setenv('CC', 'false')  # a compiler that fails
     monkeypatch.setenv('BPNAS_MM_CACHE', str(tmp_path))
     x = torch.randn(100)
-    assert not cpu_kernels.available() and not cpu_kernels.applies(x)
-    assert cpu_kernels._state['error'] is not None
-    q = quantize_values(x, 1.0, 7, True)
+    assert not cpu_kernels.available() and backend.select() == 'torch'
+    assert cpu_kernels.build_error()  # what the log line says
+    with backend.use(backend.select()):
+        q = quantize_values(x, 1.0, 7, True)
     assert torch.allclose(q, (x.clamp(-1, 1) * 7).round() / 7)
     kernels = tmp_path / 'kernels'
     assert not kernels.exists() or not os.listdir(kernels)  # nothing half-written left
@@ -163,3 +163,21 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
     finally:
         torch.set_num_threads(before)
 
+
+
+@pytest.mark.parametrize('signed', [True, False])
+def test_a_clip_on_the_device_gives_what_a_python_clip_gives(signed):
+    """Off CPU the clip stays a tensor (no host sync): same values and gradients."""
+    x, g = sample(seed=2)
+    a, levels = 1.3, num_steps(3, signed)
+    a_tensor = torch.tensor(a)
+    with backend.use('torch'):
+        q = quantize_values(x, a, levels, signed)
+        q_t = quantize_values(x, a_tensor, levels, signed)
+        ref = ste_grads(g, x, a, levels, signed, need_gate=True)
+        on_device = ste_grads(g, x, a_tensor, levels, signed, need_gate=True)
+    assert torch.allclose(q_t, q, rtol=0, atol=1e-6)  # float32 vs float64 division of a
+    assert torch.equal(on_device[0], ref[0])
+    assert float(on_device[1]) == pytest.approx(float(ref[1]), rel=1e-5)
+    assert float(on_device[2]) == pytest.approx(float(ref[2]), rel=1e-5)
+    assert backend.clip_value(torch.tensor(-1.0)) == backend.MIN_CLIP  # a clip stays positive

@@ -80,7 +80,7 @@ def test_binary_signed():
 
 def test_alpha_initialised_from_data_and_sign_decided():
     torch.manual_seed(0)
-    q = Quantizer(4, signed=None, init='percentile', k=99.0)
+    q = Quantizer(4, signed=None, init="percentile", init_k=99.0)
     x = torch.relu(torch.randn(4, 1000)) * 5
     q(x)
     assert bool(q.initialized)
@@ -95,11 +95,11 @@ def test_alpha_initialised_from_data_and_sign_decided():
 
 
 def test_mean_abs_init_capped_at_max():
-    q = Quantizer(4, signed=True, init='mean_abs', k=2.0)
+    q = Quantizer(4, signed=True, init="mean_abs", init_k=2.0)
     w = torch.tensor([0.1, -0.1, 0.1, -1.0])
     q(w)
     assert q.alpha.item() == pytest.approx(2 * w.abs().mean().item())
-    q = Quantizer(4, signed=True, init='mean_abs', k=100.0)
+    q = Quantizer(4, signed=True, init="mean_abs", init_k=100.0)
     q(w)
     assert q.alpha.item() == pytest.approx(1.0)
 

@@ -104,11 +104,13 @@ def test_candidate_quantizers_inherit_the_layer_settings():
     conv = QConv2d.from_float(nn.Conv2d(3, 4, 1), w_bits=4, a_bits=4, a_init='max',
                               alpha_grad_scale=False)
     mixed = to_mixed(conv, CIFAR)
-    quants = list(mixed.w_quants.values()) + list(mixed.a_quants.values())
-    assert all(not q.grad_scale for q in quants)
-    assert all(q.init == 'max' for q in mixed.a_quants.values())
-    assert all(q.batched for q in mixed.a_quants.values())  # LSQ's N: per sample
-    assert not any(q.batched for q in mixed.w_quants.values())
+    # each candidate's spec is the layer's with another width, nothing else
+    for quants, base in ((mixed.w_quants, conv.w_quant.spec), (mixed.a_quants, conv.a_quant.spec)):
+        assert [q.spec for q in quants.values()] == [base.replace(bits=int(b)) for b in quants]
+    assert all(not q.spec.grad_scale for q in mixed.a_quants.values())
+    assert all(q.spec.init == 'max' for q in mixed.a_quants.values())
+    assert all(q.spec.batched for q in mixed.a_quants.values())  # LSQ's N: per sample
+    assert not any(q.spec.batched for q in mixed.w_quants.values())
 
 
 def test_path_gate_gradient_equals_explicit_scaling():

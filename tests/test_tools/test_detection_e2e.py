@@ -1,6 +1,7 @@
 """The detection search and retrain configs at a tiny size, and the COCO subset tool."""
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -22,6 +23,14 @@ def _count(model):
     linears = [n for n, m in model.architecture.named_modules() if isinstance(m, nn.Linear)]
     quant = [n for n, m in model.architecture.named_modules() if isinstance(m, QuantMixin)]
     return convs, linears, quant
+
+
+def _coco_metrics(out: str) -> dict:
+    """The last CocoMetric values a tool logged (``coco/bbox_mAP: 0.0020 ...``)."""
+    found = dict(re.findall(r'(coco/bbox_mAP\w*): (-?\d+\.\d+)', out))
+    assert set(found) >= {'coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75'}, out[-2000:]
+    assert all(-1 <= float(v) <= 1 for v in found.values()), found  # COCO's -1: no such boxes
+    return found
 
 
 def test_r18_demo_detector_fully_quantized():
@@ -68,8 +77,12 @@ def test_search_iteration_export_and_retrain(tmp_path):
     mp = json.load(open(os.path.join(work, 'mixed_precision.json')))
     assert mp['avg_bits'] <= mp['budget_avg_bits'] == 4.0
     assert len(mp['layers']) == 35
-    history = open(os.path.join(work, 'arch_history.jsonl')).read()
-    assert 'expected_bits' in history
+    history = [json.loads(line) for line in open(os.path.join(work, 'arch_history.jsonl'))]
+    assert [r['iter'] for r in history] == [1, 2]  # one record per iteration (interval 1)
+    for r in history:
+        assert len(r['probs']) == 24 and all(abs(sum(p) - 1) < 1e-5 for p in r['probs'].values())
+        assert 8 ** 0.5 - 1e-9 <= r['expected_bits'] <= 32 ** 0.5 + 1e-9  # (2,4) .. (4,8)
+    assert history[-1]['sampled_bits'] == pytest.approx(mp['avg_bits'])  # the file's choice
 
     retrain = str(tmp_path / 'retrain')
     out = run_tool('tools/train.py', RETRAIN, '--work-dir', retrain, '--cfg-options',
@@ -77,12 +90,12 @@ def test_search_iteration_export_and_retrain(tmp_path):
                    'val_dataloader.dataset.indices=2', 'test_dataloader.dataset.indices=2',
                    f'model.mixed_precision={work}/mixed_precision.json',
                    f'model.supernet_checkpoint={work}/epoch_1.pth')
-    assert 'coco/bbox_mAP' in out
+    val = _coco_metrics(out)
     out = run_tool('tools/test.py', RETRAIN, os.path.join(retrain, 'epoch_1.pth'), '--work-dir',
                    retrain, '--cfg-options', 'test_dataloader.dataset.indices=2',
                    f'model.mixed_precision={work}/mixed_precision.json',
                    f'model.supernet_checkpoint={work}/epoch_1.pth')
-    assert 'coco/bbox_mAP' in out
+    assert _coco_metrics(out) == val  # the same weights on the same images
 
     # deployment from the search checkpoint + its file, checked by onnxruntime
     deploy = str(tmp_path / 'deploy')
