@@ -120,7 +120,10 @@ class MixedMixin:
             return self.candidate_forward(x, choice, gate)
         if probs is not None:
             return self.composite_forward(x, probs)
-        return super().forward(x)  # fixed bits of the underlying QConv2d/QLinear
+        raise RuntimeError(
+            f'{type(self).__name__} ran without a configuration: run a supernet inside '
+            f'`with model.mutator.applied(probs, choice):` (the mutator sets and resets the '
+            f'probabilities or the chosen candidate of every mixed layer)')
 
     def to_fixed(self, j: int):
         """The fixed layer of candidate ``j``: a :class:`QConv2d`/:class:`QLinear`

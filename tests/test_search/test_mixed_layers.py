@@ -92,7 +92,10 @@ def test_weight_shared_and_fixed_mode():
     mixed = to_mixed(conv, CIFAR)
     assert isinstance(mixed, MixedQConv2d) and mixed.weight is conv.weight
     x = torch.randn(1, 3, 4, 4)
-    assert torch.equal(mixed(x), conv(x))  # no probs, no choice: the layer's own bits
+    # no probs, no choice: an error, not silently the layer's own bits (a supernet run
+    # outside the mutator's context would otherwise measure plain QAT)
+    with pytest.raises(RuntimeError, match=r'without a configuration.*mutator.applied'):
+        mixed(x)
     assert isinstance(to_mixed(QLinear(2, 2), [(2, 2)]), MixedQLinear)
     with pytest.raises(ValueError, match='candidates'):
         to_mixed(QLinear(2, 2), [])

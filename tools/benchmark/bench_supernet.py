@@ -10,6 +10,7 @@ backward (theta included for the supernets) and an SGD update. Prints
 median seconds per step and the ratios the project targets.
 """
 import argparse
+import contextlib
 import copy
 import json
 import statistics
@@ -51,14 +52,19 @@ def step_fn(model, mode):
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
 
+    searched = mode not in ('float', 'qat')
+
     def step(x, y):
-        if mode not in ('float', 'qat'):
-            model._arch_for_training(with_grad=True)
-        logits = model.architecture.head.fc(
-            model.architecture.neck(model.architecture.backbone(x))[-1])
+        probs, choice = model._arch_for_training(with_grad=True) if searched else (None, None)
+        with model.mutator.applied(probs, choice) if searched else contextlib.nullcontext():
+            logits = model.architecture.head.fc(
+                model.architecture.neck(model.architecture.backbone(x))[-1])
         loss = torch.nn.functional.cross_entropy(logits, y)
         optim.zero_grad()
         loss.backward()
+        if searched and not all(p.grad is not None and p.grad.abs().sum() > 0
+                                for p in model.arch_params.parameters()):
+            raise RuntimeError(f'{mode}: theta got no gradient: the supernet did not run')
         optim.step()
     return step
 
