@@ -27,3 +27,16 @@ def test_bench_detection_toy_size(tmp_path):
     assert res['keep_freed_memory'] is True
     assert set(pair['minor_page_faults']) == {'float', 'search'}
     assert 'minor page faults per iteration' in out
+
+
+def test_bench_supernet_runs_the_supernet_it_names(tmp_path):
+    """Tiny size; the script itself refuses a supernet mode whose theta got no gradient
+    (a step outside the mutator's context runs no supernet at all)."""
+    out_json = tmp_path / 'bench.json'
+    run_tool('tools/benchmark/bench_supernet.py', '--batch', '2', '--iters', '1', '--warmup',
+             '1', '--threads', '1', '--json', str(out_json))
+    res = json.load(open(out_json))
+    s = res['seconds']
+    assert set(s) == {'float', 'qat', 'naive', 'composite', 'sampled'}
+    assert res['ratios']['composite / qat'] == s['composite'] / s['qat']
+    assert res['ratios']['naive / composite'] == s['naive'] / s['composite']
