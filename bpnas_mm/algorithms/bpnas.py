@@ -34,6 +34,7 @@ from ..models.quant_model import QuantModel
 from ..models.search_settings import search_settings
 from ..registry import MODELS
 from ..search.mixed_layers import to_mixed
+from ..search.constraints import Constraint, feasible_start, parse_budget
 from ..search.mutator import PrecisionMutator
 from ..search.space import SearchSpace
 from ..utils.config_checks import check_bool, check_choice, check_number, with_defaults
@@ -42,7 +43,7 @@ from .losses import barrier_penalty, cost_loss, prob1_regularizer
 
 DEFAULT_SEARCH = dict(mode='composite', loss='barrier', mu=0.05, barrier_delta=0.02,
                       cost_lambda=0.1, prob1_weight=1.0, repair=True, theta_init='feasible',
-                      init_margin=0.1)
+                      init_margin=0.1, mu_scale={})
 SEARCH_CHOICES = dict(mode=('composite', 'sample'), loss=('barrier', 'cost'),
                       theta_init=('feasible', 'uniform'))
 
@@ -57,6 +58,11 @@ def check_search_cfg(search: Optional[dict]) -> dict:
         check_number(cfg[key], f'search.{key}', low=0.0)
     check_number(cfg['barrier_delta'], 'search.barrier_delta', low=0.0, high=1.0,
                  open_low=True, open_high=True)
+    scales = cfg['mu_scale']
+    if not isinstance(scales, dict) and not hasattr(scales, 'items'):
+        raise ValueError(f'search.mu_scale must be a dict limit name -> factor, got {scales!r}')
+    cfg['mu_scale'] = {k: check_number(v, f'search.mu_scale.{k}', low=0.0)
+                       for k, v in dict(scales).items()}
     return cfg
 
 
@@ -96,10 +102,11 @@ class BPNAS(QuantModel):
         self.costs: List[LayerCost] = self.layer_costs()
         space = SearchSpace(self.costs, self.groups, candidates,
                             include_fixed=self.bops_cfg['include_fixed'])
-        budget = space.check_budget(budget, 'budget')
+        constraints = parse_budget(budget, space)
+        self._check_constraint_settings(constraints)
         theta0 = None
         if self.search_cfg['theta_init'] == 'feasible' and self.search_cfg['loss'] == 'barrier':
-            theta0 = space.feasible_theta(self._start_bits(space, budget), hinge_bits=budget)
+            theta0 = self._feasible_start(space, constraints)
         layers = {}
         for g, names in space.groups.items():
             for name in names:
@@ -107,8 +114,8 @@ class BPNAS(QuantModel):
                 set_submodule(self.architecture, name, mixed)
                 self.qlayers[name] = mixed
             layers[g] = [self.qlayers[n] for n in names]
-        self.mutator = PrecisionMutator(space, layers, budget, repair=self.search_cfg['repair'],
-                                        theta0=theta0)
+        self.mutator = PrecisionMutator(space, layers, constraints,
+                                        repair=self.search_cfg['repair'], theta0=theta0)
         self._register_load_state_dict_pre_hook(_rename_old_theta_keys)
 
     @property
@@ -117,9 +124,36 @@ class BPNAS(QuantModel):
         return self.mutator.space
 
     @property
-    def budget(self) -> float:
-        """``B_max`` in average bits (the mutator's)."""
+    def budget(self) -> Optional[float]:
+        """``B_max`` in average bits (the mutator's; None when only other things are
+        limited)."""
         return self.mutator.budget
+
+    @property
+    def constraints(self) -> List[Constraint]:
+        """Every limit of the budget (the mutator's)."""
+        return self.mutator.constraints
+
+    def _check_constraint_settings(self, constraints: List[Constraint]) -> None:
+        names = [c.name for c in constraints]
+        unknown = sorted(set(self.search_cfg['mu_scale']) - set(names))
+        if unknown:
+            raise ValueError(f'search.mu_scale: {unknown} are not limits of the budget; '
+                             f'allowed: {names}')
+        if self.search_cfg['loss'] == 'cost' and names != ['avg_bits']:
+            raise ValueError(f"search.loss='cost' (Eq. 9) weighs one cost, average bits; the "
+                             f"budget limits {names}: use loss='barrier'")
+
+    def _feasible_start(self, space: SearchSpace, constraints: List[Constraint]):
+        """Theta inside the budget (an interior-point method needs a feasible start)."""
+        bits = next((c for c in constraints if c.name == 'avg_bits'), None)
+        theta = None
+        if bits is not None:
+            theta = space.feasible_theta(self._start_bits(space, bits.limit),
+                                         hinge_bits=bits.limit)
+            if len(constraints) == 1:
+                return theta
+        return feasible_start(space, constraints, self.search_cfg['init_margin'], theta)
 
     @property
     def arch_params(self) -> nn.ParameterDict:
@@ -174,8 +208,13 @@ class BPNAS(QuantModel):
         e = self.mutator.expected_bits(probs)
         out = dict(expected_bits=e)
         if self.search_cfg['loss'] == 'barrier':
-            out['loss_barrier'] = barrier_penalty(e, self.budget, self.mu,
-                                                  self.search_cfg['barrier_delta'])
+            for c in self.constraints:  # one barrier per limit, in its kind's bits
+                key = 'loss_barrier' if c.name == 'avg_bits' else f'loss_barrier_{c.name}'
+                cost = e if c.kind == 'avg_bits' else self.space.expected(c.kind, probs)
+                if c.kind != 'avg_bits':
+                    out[f'expected_{c.kind}'] = cost
+                mu = self.mu * self.search_cfg['mu_scale'].get(c.name, 1.0)
+                out[key] = barrier_penalty(cost, c.bound, mu, self.search_cfg['barrier_delta'])
         else:
             out['loss_cost'] = cost_loss(e, self.search_cfg['cost_lambda'])
         if self.search_cfg['prob1_weight'] > 0:
@@ -265,8 +304,9 @@ class BPNAS(QuantModel):
         summary = summarize_config(self.costs, group_bits, self.space.include_fixed)
         avg_bits = arch.choice_bits
         assert math.isclose(avg_bits, summary.counted.avg_bits, rel_tol=1e-9)
+        inside = all(s['inside'] for s in arch.constraints.values())
         extra = dict(
-            budget_avg_bits=self.budget, avg_bits=avg_bits, inside_budget=avg_bits <= self.budget,
+            budget_avg_bits=self.budget, avg_bits=avg_bits, inside_budget=inside,
             argmax_avg_bits=arch.argmax_bits,
             repaired=arch.repaired, repair_moves=list(arch.repair_moves),
             expected_bits=arch.expected_bits, probabilities=arch.probs,
@@ -274,7 +314,8 @@ class BPNAS(QuantModel):
             summary=summary.counted.to_dict(), summary_all_layers=summary.all_layers.to_dict(),
             bops_settings=dict(input_shape=list(self.bops_cfg['input_shape']),
                                num_rois=self.bops_cfg['num_rois']),
-            searched_with=search_settings(self.quant_rules, self.grouping, self.bops_cfg))
+            searched_with=search_settings(self.quant_rules, self.grouping, self.bops_cfg),
+            constraints=arch.constraints)
         return from_groups(group_bits, dict(self.groups), fixed=fixed,
                            source='bpnas_mm search (BP-NAS)', extra=extra)
 

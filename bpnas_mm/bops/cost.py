@@ -58,6 +58,20 @@ class CostTotals:
     w_bits_mean: float  #: params-weighted
     a_bits_mean: float  #: MACs-weighted
 
+    @property
+    def weight_mb(self) -> float:
+        """The counted layers' weights at their bits, in MB (1e6 bytes)."""
+        return self.params * self.w_bits_mean / 8e6
+
+    def value_of(self, limit_name: str) -> float:
+        """The total a budget's limit of that name bounds (``avg_bits``, ``avg_w_bits``,
+        ``weight_mb``, ``w_comp``; see :mod:`bpnas_mm.search.constraints`)."""
+        values = dict(avg_bits=self.avg_bits, avg_w_bits=self.w_bits_mean,
+                      weight_mb=self.weight_mb, w_comp=self.w_comp)
+        if limit_name not in values:
+            raise KeyError(f'no total for a limit named {limit_name!r}; known: {sorted(values)}')
+        return values[limit_name]
+
     def to_dict(self) -> dict:
         return asdict(self)
 

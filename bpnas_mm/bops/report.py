@@ -6,7 +6,7 @@ average bits) for the totals.
 """
 from typing import Dict, List, Optional
 
-from .cost import LayerCost, group_costs, summarize_config
+from .cost import CostTotals, LayerCost, group_costs, summarize_config
 
 
 def _bits(v) -> str:
@@ -14,17 +14,26 @@ def _bits(v) -> str:
 
 
 def build_report(costs: List[LayerCost], include_fixed: bool,
-                 block_types: Optional[Dict[str, str]] = None, settings: Optional[dict] = None
-                 ) -> dict:
-    """Everything the report shows, as a JSON-ready dict."""
+                 block_types: Optional[Dict[str, str]] = None, settings: Optional[dict] = None,
+                 limits: Optional[Dict[str, float]] = None) -> dict:
+    """Everything the report shows, as a JSON-ready dict; with ``limits`` (a
+    search's, name -> limit) also each limit's value and slack by this count."""
     groups = group_costs(costs)
     block_types = block_types or {}
     for name, g in groups.items():
         g['type'] = block_types.get(name, '+'.join(k.capitalize() for k in g['kinds']))
     totals = summarize_config(costs, {}, include_fixed)
-    return dict(settings=settings or {}, summary=totals.counted.to_dict(),
-                summary_all_layers=totals.all_layers.to_dict(),
-                blocks=groups, layers=[c.to_dict() for c in costs])
+    report = dict(settings=settings or {}, summary=totals.counted.to_dict(),
+                  summary_all_layers=totals.all_layers.to_dict(),
+                  blocks=groups, layers=[c.to_dict() for c in costs])
+    if limits:
+        report['constraints'] = {}
+        for name, limit in limits.items():
+            value = totals.counted.value_of(name)
+            slack = value - limit if name == 'w_comp' else limit - value
+            report['constraints'][name] = dict(limit=limit, value=value, slack=slack,
+                                               inside=slack >= -1e-9)
+    return report
 
 
 def format_report(report: dict) -> str:
@@ -57,5 +66,12 @@ def format_report(report: dict) -> str:
         lines.append(f'  w-bits {t["w_bits_mean"]:.2f}  a-bits {t["a_bits_mean"]:.2f}  '
                      f'W-Comp {t["w_comp"]:.2f}x  B-Comp {t["b_comp"]:.2f}x  '
                      f'Ave-bit {t["avg_bits"]:.3f}')
-        lines.append(f'  MACs {t["macs"]:,}  params {t["params"]:,}  BOPs {t["bops"]:,}')
+        lines.append(f'  MACs {t["macs"]:,}  params {t["params"]:,}  BOPs {t["bops"]:,}  '
+                     f'weights {CostTotals.from_dict(t).weight_mb:.4g} MB')
+    if report.get('constraints'):
+        lines.append('Limits of the search (by this count):')
+        for name, c in report['constraints'].items():
+            rel = '>=' if name == 'w_comp' else '<='
+            lines.append(f'  {name}: {c["value"]:.4f} {rel} {c["limit"]:g} (slack '
+                         f'{c["slack"]:.4f}){"" if c["inside"] else "  OUTSIDE"}')
     return '\n'.join(lines)

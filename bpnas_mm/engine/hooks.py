@@ -94,17 +94,23 @@ class ArchLoggingHook(Hook):
                       budget=model.budget, expected_bits=arch.expected_bits,
                       argmax_bits=arch.argmax_bits, sampled_bits=arch.choice_bits,
                       repaired=arch.repaired, candidates=[list(c) for c in space.candidates],
-                      probs=arch.probs)
+                      probs=arch.probs, constraints=arch.constraints)
         scalars = {f'arch/{g}/w{w}a{a}': p[j] for g, p in arch.probs.items()
                    for j, (w, a) in enumerate(space.candidates)}
         scalars.update({'arch/expected_bits': record['expected_bits'],
                         'arch/sampled_bits': record['sampled_bits']})
         runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
+        for name, state in arch.constraints.items():
+            if name != 'avg_bits':
+                scalars[f'arch/{name}/expected'] = state['expected']
+                scalars[f'arch/{name}/value'] = state['value']
         decided = sum(max(p) > 0.9 for p in arch.probs.values())
+        others = ''.join(f'; {_limit_text(name, s)}' for name, s in arch.constraints.items()
+                         if name != 'avg_bits')
         runner.logger.info(
             f'arch: E={record["expected_bits"]:.4f} bits, argmax={record["argmax_bits"]:.4f}, '
             f'sampled={record["sampled_bits"]:.4f} (budget {model.budget}), mu={model.mu:.4g}, '
-            f'{decided}/{len(arch.probs)} groups with p>0.9')
+            f'{decided}/{len(arch.probs)} groups with p>0.9{others}')
         if is_main_process():
             with open(osp.join(runner.work_dir, self.filename), 'a') as f:
                 f.write(json.dumps(record) + '\n')
@@ -140,10 +146,13 @@ class MixedPrecisionExportHook(Hook):
             runner.logger.warning('argmax configuration was over budget; repaired: '
                                   + '; '.join(mp.extra['repair_moves']))
         s = mp.totals()
+        others = ''.join(f'; {_limit_text(name, c)}'
+                         for name, c in mp.extra.get('constraints', {}).items()
+                         if name != 'avg_bits')
         runner.logger.info(
             f'mixed-precision file {os.path.abspath(path)}: avg bits {s.avg_bits:.4f} '
             f'(budget {mp.extra["budget_avg_bits"]}), B-Comp {s.b_comp:.2f}x, '
-            f'W-Comp {s.w_comp:.2f}x')
+            f'W-Comp {s.w_comp:.2f}x{others}')
         self.last_path = path
 
     def after_train_epoch(self, runner) -> None:
@@ -152,3 +161,10 @@ class MixedPrecisionExportHook(Hook):
 
     def after_train(self, runner) -> None:
         self._write(runner, runner.epoch, epoch_copy=False)
+
+
+def _limit_text(name: str, state: dict) -> str:
+    """``'weight_mb: E=0.2100, file 0.1912 <= 0.2 MB (slack 0.0088)'``."""
+    rel = '>=' if name == 'w_comp' else '<='
+    return (f'{name}: E={state["expected"]:.4f}, file {state["value"]:.4f} {rel} '
+            f'{state["limit"]:g} {state["unit"]} (slack {state["slack"]:.4f})')

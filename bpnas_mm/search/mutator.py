@@ -11,13 +11,14 @@ Algorithm 1; the hooks and the export ask the mutator (in the spirit of
 mmrazor's mutator / algorithm split).
 """
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from ..utils.distributed import broadcast_choice
+from .constraints import Constraint, constraint_states, find_feasible, parse_budget
 from .space import SearchSpace
 
 Choice = Dict[str, int]  #: group -> candidate index
@@ -38,6 +39,8 @@ class ArchSnapshot:
     choice: Choice                  #: what is written: argmax, repaired if configured
     choice_bits: float
     repair_moves: Tuple[str, ...]   #: one line per move of the repair
+    #: per limit of the budget: limit, expected (E), value of ``choice``, slack, inside
+    constraints: Dict[str, dict] = field(default_factory=dict)
 
     @property
     def repaired(self) -> bool:
@@ -50,24 +53,35 @@ class PrecisionMutator(nn.Module):
     Args:
         space: groups, candidates and the cost arithmetic.
         layers: group name -> the mixed layers of that group.
-        budget: ``B_max`` in average bits (checked against ``space``).
+        budget: ``B_max`` in average bits, or several limits
+            (:mod:`~bpnas_mm.search.constraints`), checked against ``space``.
         repair: repair an over-budget argmax into the budget (False: write
             the argmax as it is, for the DNAS-style baseline).
-        theta0: the start shared by every group (default: zeros, uniform).
+        theta0: the start, shared by every group (a tensor) or per group (a
+            dict); default zeros (uniform).
     """
 
     def __init__(self, space: SearchSpace, layers: Dict[str, Sequence[nn.Module]],
-                 budget: float, repair: bool = True, theta0: Optional[torch.Tensor] = None):
+                 budget, repair: bool = True,
+                 theta0: Union[None, torch.Tensor, Dict[str, torch.Tensor]] = None):
         super().__init__()
         self.space = space
-        self.budget = space.check_budget(budget, 'budget')
+        self.constraints: List[Constraint] = parse_budget(budget, space)
+        #: ``B_max`` in average bits (None when the budget limits other things only)
+        self.budget = next((c.limit for c in self.constraints if c.name == 'avg_bits'), None)
+        #: inside every limit; what the repair falls back on when several pull apart
+        self.fallback = find_feasible(space, self.constraints) if len(self.constraints) > 1 \
+            else None
         self.repair = bool(repair)
         keys = [param_key(g) for g in space.names]
         if len(set(keys)) != len(keys):
             raise ValueError('grouping: two group names map to the same parameter key')
-        start = torch.zeros(len(space.candidates)) if theta0 is None else theta0
+        zeros = torch.zeros(len(space.candidates))
+        start = {g: (theta0.get(g, zeros) if isinstance(theta0, dict)
+                     else zeros if theta0 is None else theta0) for g in space.names}
         self.arch_params = nn.ParameterDict(
-            {k: nn.Parameter(start.detach().clone().float()) for k in keys})
+            {param_key(g): nn.Parameter(start[g].detach().clone().float())
+             for g in space.names})
         missing = [g for g in space.names if not layers.get(g)]
         if missing:
             raise ValueError(f'mutator: groups without mixed layers: {missing}')
@@ -102,7 +116,11 @@ class PrecisionMutator(nn.Module):
         argmax = self.space.argmax(probs)
         if not self.repair:
             return argmax, []
-        return self.space.repair(argmax, probs, self.budget)
+        return self.space.repair(argmax, probs, self.bounds(), fallback=self.fallback)
+
+    def bounds(self) -> Dict[str, float]:
+        """Cost kind -> bound (``cost <= bound``) of every limit."""
+        return {c.kind: c.bound for c in self.constraints}
 
     @torch.no_grad()
     def snapshot(self) -> ArchSnapshot:
@@ -114,7 +132,8 @@ class PrecisionMutator(nn.Module):
             probs={g: [round(float(v), 6) for v in p] for g, p in zip(self.space.names, probs)},
             expected_bits=float(self.space.expected_bits(probs)), argmax=argmax,
             argmax_bits=self.space.avg_bits_of(argmax), choice=choice,
-            choice_bits=self.space.avg_bits_of(choice), repair_moves=tuple(moves))
+            choice_bits=self.space.avg_bits_of(choice), repair_moves=tuple(moves),
+            constraints=constraint_states(self.space, self.constraints, probs, choice))
 
     # ----------------------------------------------------------------- layers
     @contextmanager
@@ -136,5 +155,6 @@ class PrecisionMutator(nn.Module):
                 layer.arch_choice = None if choice is None else choice[g]
 
     def extra_repr(self) -> str:
+        limits = ', '.join(f'{c.name}={c.limit:g}' for c in self.constraints)
         return (f'groups={len(self.space.names)}, candidates={self.space.candidates}, '
-                f'budget={self.budget}, repair={self.repair}')
+                f'budget=({limits}), repair={self.repair}')

@@ -1,12 +1,16 @@
 """The search space: searched groups, their candidates and the budget arithmetic.
 
-Built from the BOPs counter's per-layer MACs, so the expected cost of the
-supernet (Eq. 10), the cost of a sampled configuration and the BOPs report all
-use the same numbers. Units: ``*_bits`` are average bits (Eq. 4); ``bops`` are
-bit operations.
+Built from the BOPs counter's per-layer MACs and parameter counts, so the
+expected cost of the supernet (Eq. 10), the cost of a sampled configuration and
+the BOPs report all use the same numbers. Units: ``*_bits`` are average bits
+(Eq. 4); ``bops`` are bit operations; ``w_bits`` totals are parameter bits.
+
+Costs come in two *kinds*, each an average in bits (the unit the barrier acts
+in): ``'avg_bits'`` (``sqrt(BOPs / MACs)``, Eq. 4) and ``'avg_w_bits'`` (weight
+bits per parameter, ``sum params * w_bits / params``: the model size).
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -34,19 +38,27 @@ class SearchSpace:
         fixed = [c for c in costs if c.fixed]
         self.fixed_macs = sum(c.macs for c in fixed) if include_fixed else 0
         self.fixed_bops = sum(c.bops for c in fixed) if include_fixed else 0
+        self.fixed_params = sum(c.params for c in fixed) if include_fixed else 0
+        self.fixed_w_bits = sum(c.params * c.w_bits for c in fixed) if include_fixed else 0
         self.groups: Dict[str, List[str]] = {}
         self.group_macs: Dict[str, int] = {}
+        self.group_params: Dict[str, int] = {}
         for g, names in groups.items():
             searched = [n for n in names if not by_name[n].fixed]
             if searched:
                 self.groups[g] = searched
                 self.group_macs[g] = sum(by_name[n].macs for n in searched)
+                self.group_params[g] = sum(by_name[n].params for n in searched)
         if not self.groups:
             raise ValueError('search space: every layer is fixed-precision; nothing to search')
         self.total_macs = self.fixed_macs + sum(self.group_macs.values())
+        self.total_params = self.fixed_params + sum(self.group_params.values())
         self.names = list(self.groups)
         self._macs = torch.tensor([self.group_macs[g] for g in self.names], dtype=torch.float64)
         self._cand_bits = torch.tensor([w * a for w, a in self.candidates], dtype=torch.float64)
+        self._params = torch.tensor([self.group_params[g] for g in self.names],
+                                    dtype=torch.float64)
+        self._cand_w = torch.tensor([w for w, _ in self.candidates], dtype=torch.float64)
 
     # ----------------------------------------------------------------- costs
     def expected_bits(self, probs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -65,6 +77,47 @@ class SearchSpace:
 
     def avg_bits_of(self, choice: Dict[str, int]) -> float:
         return math.sqrt(self.bops_of(choice) / self.total_macs)
+
+    def expected_w_bits(self, probs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The expected weight bits per parameter: ``(W + sum_g params_g sum_j p_gj w_j)
+        / params`` (linear in ``probs``, the model size's counterpart of Eq. 10)."""
+        p = torch.stack(list(probs)).to(torch.float64)
+        bits = self.fixed_w_bits + (self._params.to(p.device) * (p @ self._cand_w.to(p.device))).sum()
+        return (bits / self.total_params).to(probs[0].dtype)
+
+    def w_bits_of(self, choice: Dict[str, int]) -> float:
+        """Exact weight bits per parameter of a configuration."""
+        total = self.fixed_w_bits + sum(self.group_params[g] * self.candidates[j][0]
+                                        for g, j in choice.items())
+        return total / self.total_params
+
+    # ------------------------------------------------------- costs by kind
+    def expected(self, kind: str, probs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The expected cost of ``kind`` (``'avg_bits'`` or ``'avg_w_bits'``)."""
+        return self.expected_bits(probs) if kind == 'avg_bits' else self.expected_w_bits(probs)
+
+    def cost_of(self, kind: str, choice: Dict[str, int]) -> float:
+        """The exact cost of ``kind`` of a configuration."""
+        return self.avg_bits_of(choice) if kind == 'avg_bits' else self.w_bits_of(choice)
+
+    def range_of(self, kind: str) -> Tuple[float, float]:
+        """The cheapest and dearest cost of ``kind`` over all configurations."""
+        if kind == 'avg_bits':
+            return self.bits_range()
+        ws = [w for w, _ in self.candidates]
+        lo = {g: ws.index(min(ws)) for g in self.names}
+        hi = {g: ws.index(max(ws)) for g in self.names}
+        return self.w_bits_of(lo), self.w_bits_of(hi)
+
+    def linear_costs(self, kind: str) -> Tuple[float, Dict[str, int], List[float], float]:
+        """``(fixed total, size per group, cost per candidate, total size)``: the cost
+        of ``kind`` as ``f(fixed + sum_g size_g * cost_j) / total``, a sum over groups
+        (``f = sqrt`` for ``'avg_bits'``, the identity for ``'avg_w_bits'``)."""
+        if kind == 'avg_bits':
+            return (self.fixed_bops, self.group_macs, [w * a for w, a in self.candidates],
+                    self.total_macs)
+        return (self.fixed_w_bits, self.group_params, [w for w, _ in self.candidates],
+                self.total_params)
 
     def bits_range(self) -> Tuple[float, float]:
         """Average bits of the cheapest and of the most expensive configuration."""
@@ -132,33 +185,68 @@ class SearchSpace:
         """Eq. 8: the most probable candidate per group (first on ties)."""
         return {g: int(torch.argmax(p.detach()).item()) for g, p in zip(self.names, probs)}
 
-    def repair(self, choice: Dict[str, int], probs: Sequence[torch.Tensor], b_max: float
+    def repair(self, choice: Dict[str, int], probs: Sequence[torch.Tensor],
+               bounds: Union[float, Dict[str, float]], fallback: Optional[Dict[str, int]] = None
                ) -> Tuple[Dict[str, int], List[str]]:
-        """Move groups to cheaper candidates until the configuration fits ``b_max``.
+        """Move groups to other candidates until the configuration fits every bound.
 
-        Deterministic greedy: each step takes the move with the smallest loss of
-        log-probability per BOP saved (ties: earlier group, then candidate).
+        ``bounds``: ``B_max`` in average bits, or kind -> bound (``cost <= bound``).
+        Deterministic greedy: each step takes, among the moves that reduce the
+        total relative excess over the bounds, the one with the smallest loss of
+        log-probability per unit of cost saved (saved in the violated kinds,
+        relative to each bound, minus what a move adds over a bound it breaks;
+        ties: earlier group, then candidate). With one bound that is the
+        cheapest loss per BOP saved. Should no move help (several bounds pulling
+        apart), ``fallback`` (a configuration inside all of them) is taken.
         Returns the new choice and one log line per move.
         """
+        bounds = {'avg_bits': bounds} if not isinstance(bounds, dict) else dict(bounds)
         choice = dict(choice)
         logp = {g: torch.log(p.detach().double().clamp(min=1e-30)) for g, p in zip(self.names, probs)}
-        cost = [w * a for w, a in self.candidates]
-        budget_bops = b_max ** 2 * self.total_macs
+        lin = {}
+        for kind, bound in bounds.items():  # totals in linear units: BOPs, weight bits
+            fixed, size, cost, total = self.linear_costs(kind)
+            limit = (bound ** 2 if kind == 'avg_bits' else bound) * total
+            lin[kind] = (fixed, size, cost, limit)
+        first = next(iter(lin.values()))[3]
+        scale = {k: first / v[3] for k, v in lin.items()}  # relative units; 1.0 for the first
+
+        def excess(ch):
+            return {k: fixed + sum(size[g] * cost[j] for g, j in ch.items()) - limit
+                    for k, (fixed, size, cost, limit) in lin.items()}
+
         moves = []
-        while self.bops_of(choice) > budget_bops + 1e-6:
+        ex = excess(choice)
+        while any(e > 1e-6 for e in ex.values()):
+            over = sum(max(e, 0.0) * scale[k] for k, e in ex.items())
             best = None
             for g in self.names:
                 cur = choice[g]
                 for j in range(len(self.candidates)):
-                    if cost[j] >= cost[cur]:
+                    if j == cur:
                         continue
-                    saved = self.group_macs[g] * (cost[cur] - cost[j])
-                    price = float(logp[g][cur] - logp[g][j]) / saved
+                    saved = {k: size[g] * (cost[cur] - cost[j])
+                             for k, (_, size, cost, _) in lin.items()}
+                    after = sum(max(ex[k] - saved[k], 0.0) * scale[k] for k in lin)
+                    if not after < over:
+                        continue
+                    gain = sum(saved[k] * scale[k] if ex[k] > 1e-6  # what it saves ...
+                               else -max(ex[k] - saved[k], 0.0) * scale[k]  # ... or breaks
+                               for k in lin)
+                    if gain <= 0:
+                        continue
+                    price = float(logp[g][cur] - logp[g][j]) / gain
                     if best is None or price < best[0] - 1e-18:
                         best = (price, g, j)
-            if best is None:  # cannot happen when the budget was checked
-                raise RuntimeError('repair: no cheaper candidate left but still over budget')
+            if best is None:
+                if fallback is None:  # cannot happen with one bound that was checked
+                    raise RuntimeError('repair: no move left that brings the configuration '
+                                       'closer to the budget')
+                moves.append('no single move helps: the configuration found inside every '
+                             'limit when the model was built')
+                return dict(fallback), moves
             _, g, j = best
             moves.append(f'{g}: {self.candidates[choice[g]]} -> {self.candidates[j]}')
             choice[g] = j
+            ex = excess(choice)
         return choice, moves

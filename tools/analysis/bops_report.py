@@ -80,7 +80,10 @@ def main(argv=None):
     settings = dict(config=args.config, mp_config=args.mp_config,
                     input_shape=list(model.bops_cfg['input_shape']),
                     num_rois=model.bops_cfg['num_rois'], include_fixed=include_fixed)
-    report = build_report(model.layer_costs(), include_fixed, block_types, settings)
+    searched = (model.mixed_precision.extra.get('constraints', {})
+                if model.mixed_precision is not None else {})
+    limits = {name: c['limit'] for name, c in searched.items()}
+    report = build_report(model.layer_costs(), include_fixed, block_types, settings, limits)
     print(format_report(report))
     if args.json:
         write_atomic(args.json, lambda f: json.dump(report, f, indent=2))

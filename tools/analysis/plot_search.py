@@ -1,4 +1,5 @@
-"""Plot a search's importance factors over time (paper Fig. 4) and E against the budget.
+"""Plot a search's importance factors over time (paper Fig. 4), E against the budget and,
+for a search under several limits, each other limit (limits.png).
 
     python tools/analysis/plot_search.py WORK_DIR [--groups G ...] [--out-dir DIR]
 
@@ -66,10 +67,29 @@ def plot_bits(records, path):
     ax.plot(iters, [r['expected_bits'] for r in records], label='E (expected, Eq. 10)')
     ax.plot(iters, [r['argmax_bits'] for r in records], label='argmax configuration')
     ax.plot(iters, [r['sampled_bits'] for r in records], '--', label='exported (repaired)')
-    ax.plot(iters, [r['budget'] for r in records], 'k:', label='budget B_max')
+    if records[-1].get('budget') is not None:
+        ax.plot(iters, [r['budget'] for r in records], 'k:', label='budget B_max')
     ax.set_xlabel('iteration')
     ax.set_ylabel('average bits')
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_limits(records, names, path):
+    """One panel per limit besides average bits: expected, written and the limit."""
+    iters = [r['iter'] for r in records]
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.5), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        states = [r['constraints'][name] for r in records]
+        ax.plot(iters, [s['expected'] for s in states], label='expected (supernet)')
+        ax.plot(iters, [s['value'] for s in states], '--', label='exported (repaired)')
+        ax.plot(iters, [s['limit'] for s in states], 'k:', label='limit')
+        ax.set_title(name)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel(states[-1]['unit'])
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -92,8 +112,12 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     plot_importance(records, groups, os.path.join(out, 'importance_factors.png'))
     plot_bits(records, os.path.join(out, 'expected_bits.png'))
-    print(f'wrote {os.path.join(out, "importance_factors.png")} and '
-          f'{os.path.join(out, "expected_bits.png")}')
+    written = ['importance_factors.png', 'expected_bits.png']
+    limits = [n for n in records[-1].get('constraints', {}) if n != 'avg_bits']
+    if limits:
+        plot_limits(records, limits, os.path.join(out, 'limits.png'))
+        written.append('limits.png')
+    print('wrote ' + ', '.join(os.path.join(out, f) for f in written))
 
 
 if __name__ == '__main__':

@@ -56,6 +56,10 @@ def data_opts(root, prefix):
 class Bench:
 
     def __init__(self, args):
+        for path, what in ((args.data_root, 'data root'), (args.weights, 'weights')):
+            if not osp.exists(path):
+                sys.exit(f'{what} not found: {path}')
+        args.data_root = osp.abspath(args.data_root)
         self.a = args
         self.work = osp.abspath(args.work_dir)
         os.makedirs(self.work, exist_ok=True)
@@ -74,11 +78,13 @@ class Bench:
             tool('tools/model_converters/resnet_cifar_to_mmpretrain.py', self.a.weights,
                  self.ckpt, log=osp.join(self.work, 'convert.log'))
 
-    def search(self, name, seed, loss, lam=None):
+    def search(self, name, seed, loss, lam=None, budget_opts=None):
+        """``budget_opts``: the budget's options (default ``model.budget=<--budget>``)."""
         a = self.a
         work = osp.join(self.work, name)
         n_train, n_search = a.search_images
-        opts = [f'model.budget={a.budget}', f'model.search.loss={loss}',
+        budget = budget_opts or [f'model.budget={a.budget}']
+        opts = [*budget, f'model.search.loss={loss}',
                 f'model.search.theta_init={a.theta_init}',
                 f'model.float_checkpoint={self.ckpt}', f'randomness.seed={seed}',
                 f'train_cfg.max_epochs={a.search_epochs}', f'train_cfg.val_interval={a.search_epochs}',
@@ -196,14 +202,14 @@ def plot(rows, budget, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawTextHelpFormatter)
+def common_args(doc: str) -> argparse.ArgumentParser:
+    """The options of a search + retrain run on CIFAR-10 (shared with
+    ``multi_constraint.py``)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--data-root', default=osp.join(ROOT, '..', 'shared', 'data', 'cifar10'))
     p.add_argument('--weights',
                    default=osp.join(ROOT, '..', 'shared', 'weights', 'resnet20-12fca82f.th'))
     p.add_argument('--budget', type=float, default=3.0)
-    p.add_argument('--lambdas', type=float, nargs='*', default=[0.05, 2.0])
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     p.add_argument('--search-epochs', type=int, default=2)
     p.add_argument('--search-images', type=int, nargs=2, default=[6000, 4000])
@@ -215,18 +221,20 @@ def main(argv=None):
                    help="Adam lr of theta; the paper's 5e-3 is for ~3,500 theta steps, the "
                         'default schedule has under 100, so it is 10x larger by default')
     p.add_argument('--work-dir', default='work_dirs/cifar_quality')
+    p.add_argument('--theta-init', choices=['feasible', 'uniform'], default='feasible',
+                   help="BP-NAS's theta start (the paper's literal start is 'uniform')")
+    return p
+
+
+def main(argv=None):
+    p = common_args(__doc__)
+    p.add_argument('--lambdas', type=float, nargs='*', default=[0.05, 2.0])
     p.add_argument('--retrain-from', choices=['supernet', 'float'], default='float',
                    help='seed each retraining with its search\'s supernet (the uniform W3A3 '
                         'baseline then trains longer, to the same number of W-step images) '
                         'or start it from the float weights')
     p.add_argument('--skip-uniform', action='store_true', help='no W3A3 baseline run')
-    p.add_argument('--theta-init', choices=['feasible', 'uniform'], default='feasible',
-                   help="BP-NAS's theta start (the paper's literal start is 'uniform')")
     args = p.parse_args(argv)
-    for path, what in ((args.data_root, 'data root'), (args.weights, 'weights')):
-        if not osp.exists(path):
-            sys.exit(f'{what} not found: {path}')
-    args.data_root = osp.abspath(args.data_root)
     bench = Bench(args)
     bench.prepare()
     rows = []
