@@ -216,16 +216,41 @@ def feasible_start(space: SearchSpace, constraints: Sequence[Constraint], margin
     (bits) to spare where the limits allow (at most half the slack of the
     configuration :func:`find_feasible` finds).
 
-    From ``theta`` (shared; default uniform) the probabilities are mixed with
-    that configuration, ``p = (1 - t) softmax(theta) + t onehot``, with the
-    smallest ``t`` that brings every expected cost to its target (each is
-    monotone in ``t``), so the start stays as spread as the limits allow.
+    From ``theta`` (shared; default uniform), first a shared tilt away from the
+    candidates dear in the limits the start breaks, ``theta - beta * d`` with
+    ``d_j`` their costs scaled to [0, 1], and the smallest ``beta`` that reaches
+    every target: the start stays as spread as the limits allow and favours no
+    configuration. Where no shared tilt gets there (limits that need groups to
+    differ), the probabilities are mixed with that configuration instead,
+    ``p = (1 - t) softmax(theta) + t onehot``, with the smallest ``t``.
     """
     theta = torch.zeros(len(space.candidates)) if theta is None else theta.float()
     base = torch.softmax(theta.double(), 0)
     target = find_feasible(space, constraints)
     goals = {c.kind: c.bound - min(margin, (c.bound - space.cost_of(c.kind, target)) / 2)
              for c in constraints}
+    n = len(space.names)
+    broken = [k for k, goal in goals.items() if float(space.expected(k, [base] * n)) > goal]
+    if not broken:
+        return {g: theta.clone() for g in space.names}
+    tilt = torch.zeros(len(space.candidates), dtype=torch.float64)
+    for kind in broken:
+        cost = torch.tensor(space.linear_costs(kind)[2], dtype=torch.float64)
+        tilt += (cost - cost.min()) / max(float(cost.max() - cost.min()), 1e-12)
+
+    def tilted(beta):
+        return [torch.softmax(theta.double() - beta * tilt, 0)] * n
+
+    def tilt_fits(beta):
+        p = tilted(beta)
+        return all(float(space.expected(k, p)) <= goal + 1e-12 for k, goal in goals.items())
+
+    if tilt_fits(50.0):  # (softmax of 50 x a unit gap: as near one-hot as a start should be)
+        lo, hi = 0.0, 50.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if tilt_fits(mid) else (mid, hi)
+        return {g: (theta.double() - hi * tilt).float() for g in space.names}
 
     def probs_at(t):
         return [(1 - t) * base + t * torch.nn.functional.one_hot(

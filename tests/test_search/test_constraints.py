@@ -98,3 +98,14 @@ def test_an_infeasible_pair_is_refused_with_each_range():
                                          r'avg_w_bits 4.*avg_bits alone reaches \[3\.464, '
                                          r'8\] bits'):
         parse_budget(dict(avg_bits=3.5, avg_w_bits=2.5), s)
+
+
+def test_the_start_tilts_every_group_alike_when_that_suffices():
+    s = _space()
+    constraints = parse_budget(dict(avg_bits=4.0, avg_w_bits=3.0), s)
+    theta = feasible_start(s, constraints, margin=0.1)
+    assert torch.equal(theta['a'], theta['b'])  # one shared tilt, no favourite configuration
+    p = [torch.softmax(theta[g], 0) for g in s.names]
+    assert s.expected_w_bits(p) == pytest.approx(2.9, abs=1e-6)  # the smallest tilt: on target
+    assert s.expected_bits(p) <= 3.9 + 1e-6
+    assert float(p[0].min()) > 1e-3  # still spread over every candidate
