@@ -99,7 +99,7 @@ class BPNAS(QuantModel):
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.search_cfg = check_search_cfg(search)
         self.mu = float(self.search_cfg['mu'])
-        self.costs: List[LayerCost] = self.layer_costs()
+        self.costs: List[LayerCost] = super().layer_costs()  # before the layers are mixed
         space = SearchSpace(self.costs, self.groups, candidates,
                             include_fixed=self.bops_cfg['include_fixed'])
         constraints = parse_budget(budget, space)
@@ -180,6 +180,15 @@ class BPNAS(QuantModel):
                 f'between it and B_max = {budget}', logger='current', level=logging.WARNING)
             target = lo + room / 2
         return target
+
+    def layer_costs(self) -> List[LayerCost]:
+        """Per-layer costs (probed again, at ``bops.input_shape``) at the configuration
+        the mutator writes now: what a BOPs report of a search shows."""
+        choice, _ = self.mutator.choice()
+        with self.mutator.applied(None, choice):
+            costs = super().layer_costs()
+        bits = {g: self.space.candidates[j] for g, j in choice.items()}
+        return summarize_config(costs, bits, self.space.include_fixed).layers
 
     def set_mu(self, mu: float) -> None:
         """The barrier weight for the next steps (:class:`BarrierMuHook` schedules it)."""

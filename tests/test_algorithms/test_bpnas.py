@@ -208,3 +208,14 @@ def test_tight_budget_starts_where_the_search_can_move():
         assert float(p.max()) < 0.999  # not one-hot: Prob-1 and E have gradients
     with pytest.raises(ValueError, match='is the cheapest configuration'):
         build(budget=lo, theta_init='feasible')
+
+
+def test_layer_costs_of_a_search_are_those_of_its_written_configuration():
+    """What a BOPs report of a search config counts: the file's configuration."""
+    from bpnas_mm.bops import summarize
+    model, _ = build(budget=3.2)
+    mp = model.export()
+    costs = model.layer_costs()  # probed again, with the mixed layers at the choice
+    assert summarize(costs).to_dict() == mp.extra['summary']
+    assert {c.name: (c.w_bits, c.a_bits) for c in costs} == {
+        n: (v['w_bits'], v['a_bits']) for n, v in mp.layers.items()}

@@ -16,6 +16,7 @@ from mmengine.registry import MODELS, init_default_scope
 
 import bpnas_mm  # noqa: F401
 from bpnas_mm.bops.report import build_report, format_report
+from bpnas_mm.bops.settings import check_bops_cfg
 from bpnas_mm.models import QuantModel
 from bpnas_mm.utils.atomic_write import write_atomic
 from bpnas_mm.utils.user_files import check_writable_dir, load_config, require_file, run_tool
@@ -39,13 +40,11 @@ def parse_args(argv=None):
 
 def build_model(cfg, input_shape=None):
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model_cfg = cfg.model
-    if input_shape:
-        model_cfg.setdefault('bops', {})['input_shape'] = tuple(input_shape)
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(cfg.model)
     if not isinstance(model, QuantModel):
-        bops = dict(input_shape=tuple(input_shape)) if input_shape else None
-        model = QuantModel(model, quant=dict(w_bits=32, a_bits=32), bops=bops)
+        model = QuantModel(model, quant=dict(w_bits=32, a_bits=32))
+    if input_shape:  # counted at another size than the config's (or the search's) own
+        model.bops_cfg = check_bops_cfg(dict(model.bops_cfg, input_shape=tuple(input_shape)))
     return model
 
 
