@@ -44,6 +44,20 @@ def avg_bits(bops: float, macs: float) -> float:
     return math.sqrt(bops / macs)
 
 
+#: budget limits a value must stay at or above (W-Comp); every other limit is an upper one
+LOWER_LIMITS = ('w_comp',)
+
+
+def limit_relation(name: str) -> str:
+    """``'>='`` for a lower limit, ``'<='`` otherwise."""
+    return '>=' if name in LOWER_LIMITS else '<='
+
+
+def limit_slack(name: str, value: float, limit: float) -> float:
+    """How far ``value`` is inside the limit ``name`` (negative: outside)."""
+    return value - limit if name in LOWER_LIMITS else limit - value
+
+
 @dataclass(frozen=True)
 class CostTotals:
     """Totals over a model's quantized layers (fixed ones counted or not)."""

@@ -6,7 +6,8 @@ average bits) for the totals.
 """
 from typing import Dict, List, Optional
 
-from .cost import CostTotals, LayerCost, group_costs, summarize_config
+from .cost import (CostTotals, LayerCost, group_costs, limit_relation, limit_slack,
+                   summarize_config)
 
 
 def _bits(v) -> str:
@@ -30,7 +31,7 @@ def build_report(costs: List[LayerCost], include_fixed: bool,
         report['constraints'] = {}
         for name, limit in limits.items():
             value = totals.counted.value_of(name)
-            slack = value - limit if name == 'w_comp' else limit - value
+            slack = limit_slack(name, value, limit)
             report['constraints'][name] = dict(limit=limit, value=value, slack=slack,
                                                inside=slack >= -1e-9)
     return report
@@ -71,7 +72,6 @@ def format_report(report: dict) -> str:
     if report.get('constraints'):
         lines.append('Limits of the search (by this count):')
         for name, c in report['constraints'].items():
-            rel = '>=' if name == 'w_comp' else '<='
-            lines.append(f'  {name}: {c["value"]:.4f} {rel} {c["limit"]:g} (slack '
+            lines.append(f'  {name}: {c["value"]:.4f} {limit_relation(name)} {c["limit"]:g} (slack '
                          f'{c["slack"]:.4f}){"" if c["inside"] else "  OUTSIDE"}')
     return '\n'.join(lines)

@@ -9,6 +9,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from ..bops.cost import limit_relation
 from ..export.mixed_precision import save_mixed_precision
 from ..registry import HOOKS
 from ..search.mutator import PrecisionMutator
@@ -165,6 +166,5 @@ class MixedPrecisionExportHook(Hook):
 
 def _limit_text(name: str, state: dict) -> str:
     """``'weight_mb: E=0.2100, file 0.1912 <= 0.2 MB (slack 0.0088)'``."""
-    rel = '>=' if name == 'w_comp' else '<='
-    return (f'{name}: E={state["expected"]:.4f}, file {state["value"]:.4f} {rel} '
+    return (f'{name}: E={state["expected"]:.4f}, file {state["value"]:.4f} {limit_relation(name)} '
             f'{state["limit"]:g} {state["unit"]} (slack {state["slack"]:.4f})')

@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
+from ..bops.cost import limit_relation, limit_slack
 from ..utils.config_checks import check_number
 from .space import SearchSpace
 
@@ -58,12 +59,12 @@ class Constraint:
 
     def slack(self, value: float) -> float:
         """How far ``value`` is inside the limit (negative: outside)."""
-        return value - self.limit if self.name == 'w_comp' else self.limit - value
+        return limit_slack(self.name, value, self.limit)
 
     def describe(self, value: float) -> str:
         """``'weight_mb 0.1912 <= 0.2 MB'``."""
-        rel = '>=' if self.name == 'w_comp' else '<='
-        return f'{self.name} {value:.4g} {rel} {self.limit:g} {NAMES[self.name][1]}'
+        return (f'{self.name} {value:.4g} {limit_relation(self.name)} {self.limit:g} '
+                f'{NAMES[self.name][1]}')
 
 
 def _bound_of(name: str, limit: float, total_params: int) -> float:
@@ -185,8 +186,8 @@ def _infeasible_message(space: SearchSpace, constraints: Sequence[Constraint], f
         others = [f'{o.name} {o.value(space.cost_of(o.kind, cheapest)):.4g}'
                   for o in constraints if o is not c]
         parts.append(f'the configuration cheapest in {c.name} has {", ".join(others)}')
-    limits = ', '.join(f'{c.name} {">=" if c.name == "w_comp" else "<="} {c.limit:g} '
-                       f'{NAMES[c.name][1]}' for c in constraints)
+    limits = ', '.join(f'{c.name} {limit_relation(c.name)} {c.limit:g} {NAMES[c.name][1]}'
+                       for c in constraints)
     ranges = '; '.join(
         f'{c.name} alone reaches '
         f'[{min(c.value(v) for v in space.range_of(c.kind)):.4g}, '

@@ -23,10 +23,11 @@ import time
 sys.path.insert(0, osp.dirname(__file__))
 from cifar_quality import RETRAIN, Bench, common_args  # noqa: E402
 
+from bpnas_mm.bops.cost import CostTotals  # noqa: E402
 
-def _weight_mb(mp: dict) -> float:
-    s = mp['summary']
-    return s['params'] * s['w_bits_mean'] / 8e6
+
+def _weight_mb(summary: dict) -> float:
+    return CostTotals.from_dict(summary).weight_mb
 
 
 def main(argv=None):
@@ -42,7 +43,7 @@ def main(argv=None):
     for seed in args.seeds:
         t0 = time.time()
         mp_a, _, _ = bench.search(f'bits_s{seed}', seed, 'barrier')
-        size_a = _weight_mb(json.load(open(mp_a)))
+        size_a = _weight_mb(json.load(open(mp_a))['summary'])
         limit = args.size_fraction * size_a
         budget = [f'model.budget.avg_bits={args.budget}', f'model.budget.weight_mb={limit}']
         t_a = time.time() - t0
@@ -57,7 +58,7 @@ def main(argv=None):
             top1, summary, t_train = bench.train_fixed(
                 osp.basename(osp.dirname(mp_path)) + '_retrain', RETRAIN, seed,
                 args.retrain_epochs, mp_path)
-            size = summary['params'] * summary['w_bits_mean'] / 8e6
+            size = _weight_mb(summary)
             rows.append(dict(search=name, seed=seed, avg_bits=summary['avg_bits'],
                              weight_mb=size, size_limit=limit, w_comp=summary['w_comp'],
                              b_comp=summary['b_comp'],
