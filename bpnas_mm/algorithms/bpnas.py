@@ -32,6 +32,7 @@ from ..export.mixed_precision import MixedPrecision, from_groups
 from ..models.patcher import set_submodule
 from ..models.quant_model import QuantModel
 from ..models.search_settings import search_settings
+from ..models.supernet_weights import task_state
 from ..registry import MODELS
 from ..search.mixed_layers import to_mixed
 from ..search.constraints import Constraint, feasible_start, parse_budget
@@ -39,6 +40,7 @@ from ..search.mutator import PrecisionMutator
 from ..search.space import SearchSpace
 from ..utils.config_checks import check_bool, check_choice, check_number, with_defaults
 from ..utils.distributed import average_gradients
+from ..utils.user_files import load_fitting
 from .losses import barrier_penalty, cost_loss, prob1_regularizer
 
 DEFAULT_SEARCH = dict(mode='composite', loss='barrier', mu=0.05, barrier_delta=0.02,
@@ -89,13 +91,21 @@ class BPNAS(QuantModel):
             method needs a feasible start; the uniform start is usually over
             budget; see :meth:`SearchSpace.feasible_theta`), or 'uniform'
             (theta = 0).
+        supernet_checkpoint (str, optional): instead of ``float_checkpoint``, a
+            checkpoint of a search of the same config (same candidates and
+            ``quant``): its shared weights and every candidate's clips, not its
+            theta (which starts as ``theta_init`` says, for this ``budget``).
+            One supernet trained once serves many budgets this way
+            (``tools/search_budgets.py``).
     """
 
     def __init__(self, architecture, candidates, budget: float, quant: Optional[dict] = None,
                  grouping=(), search: Optional[dict] = None, float_checkpoint=None,
-                 bops: Optional[dict] = None, data_preprocessor=None, init_cfg=None):
+                 bops: Optional[dict] = None, supernet_checkpoint=None, data_preprocessor=None,
+                 init_cfg=None):
         super().__init__(architecture, quant=quant, grouping=grouping,
                          float_checkpoint=float_checkpoint, bops=bops,
+                         supernet_checkpoint=supernet_checkpoint,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.search_cfg = check_search_cfg(search)
         self.mu = float(self.search_cfg['mu'])
@@ -117,6 +127,21 @@ class BPNAS(QuantModel):
         self.mutator = PrecisionMutator(space, layers, constraints,
                                         repair=self.search_cfg['repair'], theta0=theta0)
         self._register_load_state_dict_pre_hook(_rename_old_theta_keys)
+
+    def _load_supernet(self, state, path, what: str) -> None:
+        """A search checkpoint's weights and clips, module for module; theta is
+        left out (it belongs to that search's budget)."""
+        load_fitting(self.architecture, task_state(state), path, what)
+
+    def check_budget(self, budget, field: str = 'budget') -> List[Constraint]:
+        """The limits of another ``budget`` for this supernet, checked as building
+        a search with it would (reachable, jointly feasible, a start inside):
+        the many-budgets driver checks every budget before it trains."""
+        constraints = parse_budget(budget, self.space, field)
+        self._check_constraint_settings(constraints)
+        if self.search_cfg['theta_init'] == 'feasible' and self.search_cfg['loss'] == 'barrier':
+            self._feasible_start(self.space, constraints)
+        return constraints
 
     @property
     def space(self) -> SearchSpace:
@@ -246,8 +271,9 @@ class BPNAS(QuantModel):
         """One iteration of Algorithm 1.
 
         Args:
-            data: ``dict(train=batch, search=batch or None)`` from
-                :class:`BPNASSearchLoop` (a plain batch means W step only).
+            data: ``dict(train=batch or None, search=batch or None)`` from
+                :class:`BPNASSearchLoop` (a plain batch means W step only; no
+                training batch, theta step only, the weights stay as they are).
             optim_wrapper: ``OptimWrapperDict`` with ``architecture`` and
                 ``arch_params`` (see :class:`BPNASOptimWrapperConstructor`).
         """
@@ -260,12 +286,16 @@ class BPNAS(QuantModel):
         theta_params = list(self.arch_params.parameters())
 
         # 1. W step (Eq. 15): task loss on the training split, theta frozen.
-        w_optim.zero_grad()
-        probs, choice = self._arch_for_training(with_grad=False)  # float32 under AMP too
-        with w_optim.optim_context(self), self.mutator.applied(probs, choice):
-            batch = self.data_preprocessor(train_batch, True)
-            loss, log_vars = self.parse_losses(self._run_forward(batch, mode='loss'))
-        self._update(w_optim, loss, w_params)
+        log_vars = {}
+        if train_batch is not None:
+            w_optim.zero_grad()
+            probs, choice = self._arch_for_training(with_grad=False)  # float32 under AMP too
+            with w_optim.optim_context(self), self.mutator.applied(probs, choice):
+                batch = self.data_preprocessor(train_batch, True)
+                loss, log_vars = self.parse_losses(self._run_forward(batch, mode='loss'))
+            self._update(w_optim, loss, w_params)
+        elif search_batch is None:
+            raise ValueError('train_step: neither a training nor a search batch')
 
         # 2. theta step (Eq. 16): task loss + constraint terms on the search split.
         if search_batch is not None:

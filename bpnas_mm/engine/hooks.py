@@ -25,6 +25,11 @@ def _algorithm(runner):
     return model
 
 
+def _weights_only(runner) -> bool:
+    """The loop trains the supernet's weights only (``train_cfg.steps='weights'``)."""
+    return getattr(runner.train_loop, 'steps', 'both') == 'weights'
+
+
 @HOOKS.register_module()
 class BarrierMuHook(Hook):
     """Schedule the barrier weight ``mu`` over the search (paper: small early).
@@ -62,6 +67,7 @@ class ArchLoggingHook(Hook):
     Scalars go to the visualizer (``arch/<group>/w<b>a<a>``, every backend:
     local JSON, TensorBoard, ...) and one JSON line per log to
     ``<work_dir>/arch_history.jsonl`` (read by ``tools/analysis/plot_search.py``).
+    Silent while only the weights are trained (``train_cfg.steps='weights'``).
     """
 
     priority = 'BELOW_NORMAL'
@@ -84,6 +90,8 @@ class ArchLoggingHook(Hook):
                                f'iterations after {runner.iter} (they run again after the resume)')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if _weights_only(runner):
+            return  # theta is not trained: nothing to follow
         if not self.every_n_train_iters(runner, self.interval) and not self.is_last_train_iter(runner):
             return
         self.log(runner)
@@ -123,7 +131,9 @@ class MixedPrecisionExportHook(Hook):
 
     Files: ``<work_dir>/<filename>`` (the latest) and, at checkpoints,
     ``<work_dir>/mixed_precision_epoch_<n>.json``. Always inside the budget
-    (see :meth:`bpnas_mm.algorithms.BPNAS.export`).
+    (see :meth:`bpnas_mm.algorithms.BPNAS.export`). Nothing is written when
+    the loop trains the weights only (``train_cfg.steps='weights'``): there is
+    no search to write.
     """
 
     priority = 'LOW'
@@ -134,6 +144,12 @@ class MixedPrecisionExportHook(Hook):
         self.last_path: Optional[str] = None
 
     def _write(self, runner, epoch: int, epoch_copy: bool) -> None:
+        if _weights_only(runner):
+            if not epoch_copy:
+                runner.logger.info("train_cfg.steps='weights' trains the supernet's weights "
+                                   'only: no mixed-precision file (search its budgets from '
+                                   'this checkpoint, tools/search_budgets.py)')
+            return
         model = _algorithm(runner)
         mp = model.export()
         mp.extra.update(epoch=epoch, iter=runner.iter)

@@ -30,7 +30,15 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
 
     The epoch length is the training dataloader's; the search dataloader is
     cycled (restarted when exhausted). During the first ``warmup_epochs``
-    only W is trained (``search`` is None), as a supernet warm-up. The loop
+    only W is trained (``search`` is None), as a supernet warm-up.
+
+    ``steps`` splits Algorithm 1 for one supernet shared by many budgets
+    (``tools/search_budgets.py``): ``'weights'`` runs only its W steps (every
+    epoch as a warm-up; theta stays where it started and no search loader is
+    needed), ``'theta'`` only its theta steps (``train`` is None, W frozen):
+    the same number of iterations per epoch, ``len(dataloader)``, and the same
+    search batches as the full search, without loading a training batch.
+    ``'both'`` (default) is Algorithm 1. The loop
     turns on :func:`~bpnas_mm.utils.keep_freed_memory` (CPU steps reuse
     freed memory), also when started from mmdet's own ``tools/train.py``.
 
@@ -47,12 +55,15 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
             :class:`mmengine.runner.EpochBasedTrainLoop`.
         search_dataloader (dict | DataLoader): batches for the theta step.
         warmup_epochs (int): epochs of W-only training first.
+        steps (str): ``'both'``, ``'weights'`` or ``'theta'`` (see above).
     """
 
+    STEPS = ('both', 'weights', 'theta')
+
     def __init__(self, runner, dataloader: Union[DataLoader, Dict],
-                 search_dataloader: Union[DataLoader, Dict], max_epochs: int,
-                 warmup_epochs: int = 0, val_begin: int = 1, val_interval: int = 1,
-                 dynamic_intervals=None):
+                 search_dataloader: Union[DataLoader, Dict, None], max_epochs: int,
+                 warmup_epochs: int = 0, steps: str = 'both', val_begin: int = 1,
+                 val_interval: int = 1, dynamic_intervals=None):
         super().__init__(runner, dataloader, max_epochs, val_begin, val_interval,
                          dynamic_intervals)
         if keep_freed_memory():
@@ -62,6 +73,17 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
             raise ValueError(f'train_cfg.warmup_epochs must be an int in [0, max_epochs), '
                              f'got {warmup_epochs!r}')
         self.warmup_epochs = warmup_epochs
+        if steps not in self.STEPS:
+            raise ValueError(f'train_cfg.steps must be one of {self.STEPS}, got {steps!r}')
+        if steps != 'weights' and search_dataloader is None:
+            raise ValueError(f"train_cfg.search_dataloader is needed with steps={steps!r} "
+                             f"(only steps='weights' runs without theta steps)")
+        if steps == 'theta' and warmup_epochs:
+            raise ValueError(f"train_cfg.warmup_epochs={warmup_epochs}: steps='theta' has no "
+                             f"W steps to warm up with; use 0")
+        self.steps = steps
+        if steps == 'weights':
+            search_dataloader = None  # never drawn from
         if isinstance(search_dataloader, dict):
             search_dataloader = runner.build_dataloader(search_dataloader,
                                                         seed=runner.seed)
@@ -108,10 +130,14 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
         torch.manual_seed(seed)  # every device's generator
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
-        searching = self._epoch >= self.warmup_epochs
+        searching = self._epoch >= self.warmup_epochs and self.steps != 'weights'
         self._search_iter, self._search_pass = None, 0
-        for idx, data_batch in enumerate(self.dataloader):
-            search_batch: Optional[dict] = self._next_search_batch() if searching else None
-            self.run_iter(idx, dict(train=data_batch, search=search_batch))
+        if self.steps == 'theta':  # the full search's iterations, without its training batches
+            for idx in range(len(self.dataloader)):
+                self.run_iter(idx, dict(train=None, search=self._next_search_batch()))
+        else:
+            for idx, data_batch in enumerate(self.dataloader):
+                search_batch: Optional[dict] = self._next_search_batch() if searching else None
+                self.run_iter(idx, dict(train=data_batch, search=search_batch))
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1

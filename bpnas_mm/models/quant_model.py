@@ -143,8 +143,13 @@ class QuantModel(BaseModel):
             load_fitting(self.architecture, state, self.float_checkpoint, what)
         if self.supernet_checkpoint:
             what = 'model.supernet_checkpoint'
-            load_supernet(self, read_state_dict(self.supernet_checkpoint, what),
-                          self.supernet_checkpoint, what)
+            self._load_supernet(read_state_dict(self.supernet_checkpoint, what),
+                                self.supernet_checkpoint, what)
+
+    def _load_supernet(self, state, path, what: str) -> None:
+        """A search checkpoint's weights into this fixed model: the chosen
+        candidates' clips (:func:`~bpnas_mm.models.supernet_weights.load_supernet`)."""
+        load_supernet(self, state, path, what)
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):

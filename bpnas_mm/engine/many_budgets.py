@@ -1,0 +1,255 @@
+"""One supernet, many budgets: Algorithm 1's W steps once, its theta steps per budget.
+
+A search alternates W steps and theta steps (Algorithm 1); the W steps depend on
+the budget only through theta. Here the supernet's weights are trained once with
+theta held uniform (``train_cfg.steps='weights'``: every candidate weighted alike,
+or sampled alike in path-sampling mode) and saved; then, per budget, a search of
+the theta steps only (``steps='theta'``, the weights frozen, the same iterations
+and search batches as a full search) starts from those weights at that budget's
+feasible start. Each budget has its own work dir and mixed-precision file, and is
+validated with the supernet's weights at its configuration.
+
+``tools/search_budgets.py`` is the command line; :func:`search_budgets` the job.
+"""
+import copy
+import json
+import math
+import os.path as osp
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from mmengine.logging import print_log
+
+from ..utils.atomic_write import write_atomic
+from ..utils.user_files import InputError
+
+SUPERNET = 'supernet.pth'
+
+
+@dataclass
+class BudgetResult:
+    """One budget's search from the shared supernet."""
+    avg_bits_limit: float
+    work_dir: str
+    file: str
+    avg_bits: float
+    expected_bits: float
+    inside_budget: bool
+    repaired: bool
+    constraints: Dict[str, dict]
+    metrics: Dict[str, float]
+    minutes: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ManyBudgets:
+    """What :func:`search_budgets` did: the supernet and one result per budget."""
+    supernet: str
+    supernet_minutes: float
+    results: List[BudgetResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(supernet=self.supernet, supernet_minutes=self.supernet_minutes,
+                    results=[r.to_dict() for r in self.results])
+
+
+def check_budgets(budgets: Sequence[float]) -> List[float]:
+    """Distinct finite numbers, in the order given."""
+    out = []
+    for b in budgets:
+        if not isinstance(b, (int, float)) or isinstance(b, bool) or not math.isfinite(b):
+            raise InputError(f'--budgets: {b!r} is not a finite number of average bits')
+        if float(b) in out:
+            raise InputError(f'--budgets: {b:g} is given twice (both would write '
+                             f'{budget_dir_name(b)}); give each budget once')
+        out.append(float(b))
+    if not out:
+        raise InputError('--budgets: give one or more average-bit budgets, e.g. 3 4 5')
+    return out
+
+
+def budget_dir_name(avg_bits: float) -> str:
+    """``budget_3.5`` (the work dir of one budget under the driver's)."""
+    return f'budget_{avg_bits:g}'
+
+
+def with_avg_bits(budget, avg_bits: float):
+    """The config's ``model.budget`` with its average-bit limit set to ``avg_bits``
+    (a dict keeps its other limits)."""
+    if isinstance(budget, dict) or hasattr(budget, 'items'):
+        return dict(dict(budget), avg_bits=avg_bits)
+    return avg_bits
+
+
+def _check_search_cfg(cfg) -> None:
+    model_type = str(cfg.model.get('type', ''))
+    loop_type = str(cfg.get('train_cfg', {}).get('type', ''))
+    if not model_type.endswith('BPNAS'):
+        raise InputError(f'config: model.type is {model_type!r}; the many-budgets search '
+                         f'needs a search config (model.type=bpnas_mm.BPNAS)')
+    if not loop_type.endswith('BPNASSearchLoop'):
+        raise InputError(f'config: train_cfg.type is {loop_type!r}; the many-budgets search '
+                         f'needs train_cfg.type=bpnas_mm.BPNASSearchLoop')
+    steps = cfg.train_cfg.get('steps', 'both')
+    if steps != 'both':
+        raise InputError(f"config: train_cfg.steps={steps!r}; the driver sets the steps of each "
+                         f"phase itself: leave it out (or 'both')")
+
+
+def _phase(cfg, work_dir: str, name: str):
+    c = copy.deepcopy(cfg)
+    c.work_dir = work_dir
+    c.experiment_name = name  # mmengine appends the time: each phase has its own logger
+    c.load_from, c.resume = None, False
+    c.train_cfg.warmup_epochs = 0
+    c.train_cfg.val_begin = c.train_cfg.max_epochs + 1  # validated once, after training
+    return c
+
+
+def weights_phase(cfg, work_dir: str):
+    """The config that trains the shared weights: W steps only, theta uniform."""
+    c = _phase(cfg, work_dir, 'supernet')
+    c.train_cfg.steps = 'weights'
+    c.model.search = dict(c.model.get('search') or {}, theta_init='uniform')
+    return c
+
+
+def theta_phase(cfg, avg_bits: float, supernet: Optional[str], work_dir: str):
+    """The config of one budget's search: theta steps only, from ``supernet``'s weights."""
+    c = _phase(cfg, work_dir, budget_dir_name(avg_bits))
+    c.train_cfg.steps = 'theta'
+    c.model.budget = with_avg_bits(cfg.model.budget, avg_bits)
+    c.model.float_checkpoint = None
+    c.model.supernet_checkpoint = supernet
+    return c
+
+
+def _check_all(cfg, budgets: List[float]) -> None:
+    """Every budget checked on the supernet, as its search would build it, before
+    any training."""
+    from mmengine.registry import MODELS, DefaultScope
+    c = theta_phase(cfg, budgets[0], None, cfg.work_dir)
+    with DefaultScope.overwrite_default_scope(c.get('default_scope')):
+        model = MODELS.build(c.model)
+    for b in budgets:
+        try:
+            model.check_budget(with_avg_bits(cfg.model.budget, b), field=f'--budgets {b:g}')
+        except InputError:
+            raise
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
+
+def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
+                   on_result: Optional[Callable[[ManyBudgets], None]] = None) -> ManyBudgets:
+    """Train the supernet of ``cfg`` (a BP-NAS search config) once, then search each
+    budget (average bits) from it; writes ``<work_dir>/supernet/``,
+    ``<work_dir>/budget_<b>/`` and returns what each produced. ``on_result`` is
+    called after the supernet and after each budget (to write tables as they grow)."""
+    _check_search_cfg(cfg)
+    budgets = check_budgets(list(budgets))
+    _check_all(cfg, budgets)
+    work = cfg.work_dir
+    t0 = time.time()
+    print_log(f'many budgets {[f"{b:g}" for b in budgets]}: training the shared supernet '
+              f'({cfg.train_cfg.max_epochs} epochs of W steps, theta uniform)', logger='current')
+    runner = build_runner(weights_phase(cfg, osp.join(work, 'supernet')))
+    runner.train()
+    runner.save_checkpoint(runner.work_dir, SUPERNET, save_optimizer=False,
+                           save_param_scheduler=False)
+    supernet = osp.join(runner.work_dir, SUPERNET)
+    del runner
+    done = ManyBudgets(supernet, (time.time() - t0) / 60)
+    if on_result:
+        on_result(done)
+    for k, b in enumerate(budgets):
+        t0 = time.time()
+        print_log(f'many budgets [{k + 1}/{len(budgets)}]: B_max = {b:g} average bits, theta '
+                  f'steps from {supernet}', logger='current')
+        runner = build_runner(theta_phase(cfg, b, supernet, osp.join(work, budget_dir_name(b))))
+        runner.train()
+        validated = runner.val() if cfg.get('val_dataloader') else {}
+        metrics = {k: float(v) for k, v in (validated or {}).items()
+                   if isinstance(v, (int, float))}
+        path = osp.join(runner.work_dir, 'mixed_precision.json')
+        with open(path) as f:
+            mp = json.load(f)
+        done.results.append(BudgetResult(
+            avg_bits_limit=b, work_dir=runner.work_dir, file=path, avg_bits=mp['avg_bits'],
+            expected_bits=mp['expected_bits'], inside_budget=mp['inside_budget'],
+            repaired=mp['repaired'], constraints=mp.get('constraints', {}), metrics=metrics,
+            minutes=(time.time() - t0) / 60))
+        del runner
+        if on_result:
+            on_result(done)
+    return done
+
+
+def budgets_table(done: ManyBudgets, metric: Optional[str]) -> str:
+    """The per-budget results as a Markdown table."""
+    head = f'| B_max | avg bits | inside | repaired | E (bits) | {metric or "metric"} | minutes |'
+    lines = [head, '|' + '---|' * 7]
+    for r in done.results:
+        value = r.metrics.get(metric) if metric else None
+        lines.append(f'| {r.avg_bits_limit:g} | {r.avg_bits:.4f} | '
+                     f'{"yes" if r.inside_budget else "NO"} | {"yes" if r.repaired else "no"} | '
+                     f'{r.expected_bits:.4f} | {"-" if value is None else f"{value:.4g}"} | '
+                     f'{r.minutes:.1f} |')
+    return '\n'.join(lines) + (f'\n\nshared supernet: {done.supernet} '
+                               f'({done.supernet_minutes:.1f} min)')
+
+
+def default_metric(done: ManyBudgets) -> Optional[str]:
+    """The first validation metric of the first budget (``accuracy/top1``,
+    ``coco/bbox_mAP``), or None when nothing was validated."""
+    for r in done.results:
+        if r.metrics:
+            return next(iter(r.metrics))
+    return None
+
+
+def plot_curve(series: Dict[str, List[tuple]], ylabel: str, path: str,
+               budgets: Sequence[float] = ()) -> str:
+    """``label -> [(avg_bits, value), ...]`` as lines over average bits, the
+    budgets as dotted verticals; a PNG written atomically to ``path``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in series.items():
+        points = sorted(points)
+        ax.plot([x for x, _ in points], [y for _, y in points], marker='o', label=label)
+    for b in budgets:
+        ax.axvline(b, color='0.7', linestyle=':', linewidth=1)
+    ax.set_xlabel('average bits of the configuration (Eq. 4)')
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    write_atomic(path, lambda f: fig.savefig(f, format='png', dpi=100), binary=True)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(done: ManyBudgets, work_dir: str, metric: Optional[str]) -> List[str]:
+    """``budgets.json``, ``budgets.md``, one ``mixed_precision_b<b>.json`` per
+    budget and ``<metric>_vs_avg_bits.png`` (when there is a metric) in ``work_dir``."""
+    written = [write_atomic(osp.join(work_dir, 'budgets.json'),
+                            lambda f: json.dump(done.to_dict(), f, indent=2))]
+    written.append(write_atomic(osp.join(work_dir, 'budgets.md'),
+                                lambda f: f.write(budgets_table(done, metric) + '\n')))
+    for r in done.results:
+        with open(r.file) as src:
+            text = src.read()
+        written.append(write_atomic(osp.join(work_dir, f'mixed_precision_b{r.avg_bits_limit:g}.json'),
+                                    lambda f, text=text: f.write(text)))
+    points = [(r.avg_bits, r.metrics[metric]) for r in done.results if metric in r.metrics]
+    if points:
+        name = metric.replace('/', '_')
+        written.append(plot_curve({"supernet's weights": points}, metric,
+                                  osp.join(work_dir, f'{name}_vs_avg_bits.png'),
+                                  [r.avg_bits_limit for r in done.results]))
+    return written
