@@ -82,6 +82,17 @@ class Bench:
         """``budget_opts``: the budget's options (default ``model.budget=<--budget>``)."""
         a = self.a
         work = osp.join(self.work, name)
+        opts = self.search_opts(seed, loss, lam, budget_opts)
+        t0 = time.time()
+        tool('tools/train.py', SEARCH, '--work-dir', work, '--cfg-options', *opts,
+             log=osp.join(self.work, f'{name}.log'))
+        mp_path = osp.join(work, 'mixed_precision.json')
+        supernet = osp.join(work, f'epoch_{a.search_epochs}.pth')
+        return mp_path, supernet, time.time() - t0
+
+    def search_opts(self, seed, loss, lam=None, budget_opts=None):
+        """The ``--cfg-options`` of a search of SEARCH at this benchmark's sizes."""
+        a = self.a
         n_train, n_search = a.search_images
         budget = budget_opts or [f'model.budget={a.budget}']
         opts = [*budget, f'model.search.loss={loss}',
@@ -105,12 +116,7 @@ class Bench:
                 'train_dataloader.num_workers=2', 'train_cfg.search_dataloader.num_workers=2']
         if lam is not None:  # DNAS has no budget: its argmax is taken as it is
             opts += [f'model.search.cost_lambda={lam}', 'model.search.repair=False']
-        t0 = time.time()
-        tool('tools/train.py', SEARCH, '--work-dir', work, '--cfg-options', *opts,
-             log=osp.join(self.work, f'{name}.log'))
-        mp_path = osp.join(work, 'mixed_precision.json')
-        supernet = osp.join(work, f'epoch_{a.search_epochs}.pth')
-        return mp_path, supernet, time.time() - t0
+        return opts
 
     def train_fixed(self, name, config, seed, epochs, mp_path=None, supernet=None, extra=()):
         """Train a fixed-precision model with the retraining recipe, then test it.
