@@ -6,7 +6,7 @@
 CONFIG is a BP-NAS search config (model.type=bpnas_mm.BPNAS, the search loop).
 Its W steps run once, for train_cfg.max_epochs, with theta held uniform
 (DIR/supernet/, weights in DIR/supernet/supernet.pth); then, per budget, its
-theta steps alone, for the same epochs and search batches, from those weights at
+theta steps alone, for the same epochs and search samples, from those weights at
 the budget's feasible start (DIR/budget_<b>/). A budget replaces the config's
 average-bit limit; its other limits (budget=dict(..., weight_mb=...)) stay.
 Every budget is checked on the supernet before any training.

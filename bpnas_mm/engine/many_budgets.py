@@ -5,7 +5,7 @@ the budget only through theta. Here the supernet's weights are trained once with
 theta held uniform (``train_cfg.steps='weights'``: every candidate weighted alike,
 or sampled alike in path-sampling mode) and saved; then, per budget, a search of
 the theta steps only (``steps='theta'``, the weights frozen, the same iterations
-and search batches as a full search) starts from those weights at that budget's
+and search samples as a full search) starts from those weights at that budget's
 feasible start. Each budget has its own work dir and mixed-precision file, and is
 validated with the supernet's weights at its configuration.
 

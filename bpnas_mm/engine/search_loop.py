@@ -37,7 +37,9 @@ class BPNASSearchLoop(EpochBasedTrainLoop):
     epoch as a warm-up; theta stays where it started and no search loader is
     needed), ``'theta'`` only its theta steps (``train`` is None, W frozen):
     the same number of iterations per epoch, ``len(dataloader)``, and the same
-    search batches as the full search, without loading a training batch.
+    search samples in the same order as the full search, without loading a
+    training batch (random augmentation draws differ: the full search's
+    training loader takes its own seed from the global generator).
     ``'both'`` (default) is Algorithm 1. The loop
     turns on :func:`~bpnas_mm.utils.keep_freed_memory` (CPU steps reuse
     freed memory), also when started from mmdet's own ``tools/train.py``.

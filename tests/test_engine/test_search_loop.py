@@ -66,3 +66,58 @@ def test_resume_inside_an_epoch_is_announced(resumed_iter, warns):
                      'epoch runs again from its first batch and the search will not repeat an '
                      'uninterrupted one; resume from an epoch checkpoint for that'] if warns
                     else [])
+
+
+class _CountingLoader(DataLoader):
+    """A DataLoader that counts how often it is iterated."""
+    iterated = 0
+
+    def __iter__(self):
+        type(self).iterated += 1
+        return super().__iter__()
+
+
+def test_weights_steps_never_draw_a_search_batch_and_need_no_search_loader():
+    runner = mock.MagicMock()
+    runner.seed = 5
+    seen = []
+    runner.model.train_step.side_effect = lambda data, optim_wrapper: seen.append(data)
+    loop = BPNASSearchLoop(runner, DataLoader(list(range(4)), batch_size=1),
+                           search_dataloader=None, max_epochs=2, steps='weights')
+    loop.run_epoch()
+    loop.run_epoch()
+    assert [d['train'].tolist() for d in seen] == [[0], [1], [2], [3]] * 2
+    assert all(d['search'] is None for d in seen)
+
+
+def test_theta_steps_see_the_full_searchs_search_batches_without_its_training_batches():
+    full, seen_full = _loop()
+    full.run_epoch()
+    full.run_epoch()
+    runner = mock.MagicMock()
+    runner.seed = 5
+    seen = []
+    runner.model.train_step.side_effect = lambda data, optim_wrapper: seen.append(
+        (data['train'], data['search'].tolist(), torch.rand(1).item()))
+    _CountingLoader.iterated = 0
+    theta = BPNASSearchLoop(runner, _CountingLoader(list(range(4)), batch_size=1),
+                            search_dataloader=DataLoader(list(range(100, 103)), batch_size=1),
+                            max_epochs=3, steps='theta')
+    theta.run_epoch()
+    theta.run_epoch()
+    assert _CountingLoader.iterated == 0  # its length only
+    assert [t for t, _, _ in seen] == [None] * 8
+    assert [s for _, s, _ in seen] == [s for _, s, _ in seen_full]  # same batches, same order
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(steps='w'), r"train_cfg.steps must be one of \('both', 'weights', 'theta'\)"),
+    (dict(steps='theta', warmup_epochs=1), "steps='theta' has no W steps"),
+    (dict(steps='theta', search_dataloader=None), 'search_dataloader is needed'),
+    (dict(search_dataloader=None), 'search_dataloader is needed'),
+])
+def test_bad_steps_settings_are_refused(kwargs, match):
+    args = dict(search_dataloader=DataLoader([1], batch_size=1), max_epochs=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        BPNASSearchLoop(mock.MagicMock(), DataLoader([0], batch_size=1), **args)
