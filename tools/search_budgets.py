@@ -2,6 +2,7 @@
 
     python tools/search_budgets.py CONFIG --budgets 2.5 3 3.5 4 5 [--work-dir DIR]
         [--metric accuracy/top1] [--cfg-options key=value ...]
+        [--retrain RETRAIN_CONFIG [--retrain-epochs N] [--retrain-options key=value ...]]
 
 CONFIG is a BP-NAS search config (model.type=bpnas_mm.BPNAS, the search loop).
 Its W steps run once, for train_cfg.max_epochs, with theta held uniform
@@ -11,21 +12,30 @@ the budget's feasible start (DIR/budget_<b>/). A budget replaces the config's
 average-bit limit; its other limits (budget=dict(..., weight_mb=...)) stay.
 Every budget is checked on the supernet before any training.
 
+With --retrain, each budget's configuration is then retrained with that
+fixed-precision config's recipe (its model.mixed_precision set to the budget's
+file) for N epochs (default: the config's; a cosine schedule over the whole run
+is shortened with it), from the shared supernet's weights unless
+--retrain-options names model.float_checkpoint or model.supernet_checkpoint,
+and validated (DIR/budget_<b>/retrain/). --cfg-options reach the search only:
+give the retrain config its own (data_root, batch size) with --retrain-options.
+
 Writes into DIR: mixed_precision_b<b>.json (one per budget, inside it),
 budgets.json, budgets.md (a table: average bits, inside, repaired, the
-validation metric with the supernet's weights, minutes) and
-<metric>_vs_avg_bits.png. Retrain a file as after any search (the retrain
-config's model.mixed_precision).
+validation metric with the supernet's weights and after retraining, minutes)
+and <metric>_vs_avg_bits.png.
 """
 import argparse
 import os.path as osp
+
+from mmengine.config import DictAction
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
 from bpnas_mm.engine.many_budgets import default_metric, search_budgets, write_outputs
 from bpnas_mm.utils import keep_freed_memory
 from bpnas_mm.utils.cli import (add_run_args, build_runner, load_run_config,
                                 nothing_left_on_input_error)
-from bpnas_mm.utils.user_files import InputError, run_tool
+from bpnas_mm.utils.user_files import InputError, load_config, run_tool
 
 
 def parse_args(argv=None):
@@ -36,8 +46,18 @@ def parse_args(argv=None):
                    help='B_max values in average bits, one search each')
     p.add_argument('--metric', help='the validation metric of the table and plot '
                                     '(default: the first one the evaluator reports)')
+    p.add_argument('--retrain', metavar='RETRAIN_CONFIG',
+                   help='a fixed-precision config (model.type=bpnas_mm.QuantModel) to '
+                        'retrain each configuration with, then validate it')
+    p.add_argument('--retrain-epochs', type=int, metavar='N',
+                   help="epochs of each retrain (default: the retrain config's)")
+    p.add_argument('--retrain-options', nargs='+', action=DictAction,
+                   help='override retrain config settings, key=value')
     add_run_args(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.retrain is None and (args.retrain_epochs is not None or args.retrain_options):
+        p.error('--retrain-epochs and --retrain-options need --retrain RETRAIN_CONFIG')
+    return args
 
 
 @run_tool
@@ -51,6 +71,11 @@ def main(argv=None):
     work = osp.abspath(cfg.work_dir)
     cfg.work_dir = work
     metric = args.metric
+    retrain_cfg = None
+    if args.retrain:
+        retrain_cfg = load_config(args.retrain)
+        if args.retrain_options:
+            retrain_cfg.merge_from_dict(args.retrain_options)
 
     def write(done):
         nonlocal metric
@@ -58,7 +83,8 @@ def main(argv=None):
         write_outputs(done, work, metric)
 
     with nothing_left_on_input_error(work):
-        done = search_budgets(cfg, args.budgets, build_runner, on_result=write)
+        done = search_budgets(cfg, args.budgets, build_runner, on_result=write,
+                              retrain_cfg=retrain_cfg, retrain_epochs=args.retrain_epochs)
     missing = [r.avg_bits_limit for r in done.results if metric and metric not in r.metrics]
     if missing:
         print(f'warning: --metric {metric} was not reported for budgets {missing} (the '

@@ -7,7 +7,9 @@ or sampled alike in path-sampling mode) and saved; then, per budget, a search of
 the theta steps only (``steps='theta'``, the weights frozen, the same iterations
 and search samples as a full search) starts from those weights at that budget's
 feasible start. Each budget has its own work dir and mixed-precision file, and is
-validated with the supernet's weights at its configuration.
+validated with the supernet's weights at its configuration; with a retrain config
+each configuration is also retrained briefly (from the shared supernet's weights
+unless that config names its own) and validated again.
 
 ``tools/search_budgets.py`` is the command line; :func:`search_budgets` the job.
 """
@@ -40,6 +42,8 @@ class BudgetResult:
     constraints: Dict[str, dict]
     metrics: Dict[str, float]
     minutes: float
+    retrained: Dict[str, float] = field(default_factory=dict)
+    retrain_minutes: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +132,55 @@ def theta_phase(cfg, avg_bits: float, supernet: Optional[str], work_dir: str):
     return c
 
 
+def _check_retrain_cfg(cfg) -> None:
+    model_type = str(cfg.model.get('type', ''))
+    if not model_type.endswith('QuantModel'):
+        raise InputError(f'--retrain: model.type is {model_type!r}; a retrain config is a '
+                         f'fixed-precision one (model.type=bpnas_mm.QuantModel, '
+                         f'model.mixed_precision=...)')
+    if not cfg.get('val_dataloader'):
+        raise InputError('--retrain: the retrain config has no val_dataloader; the '
+                         'retrained configurations could not be compared')
+
+
+def _scale_schedule(c, epochs: int) -> None:
+    """``train_cfg.max_epochs = epochs``; an epoch-based scheduler that spanned the
+    whole run (``T_max`` or ``end`` equal to the old max_epochs) spans the new one."""
+    old = c.train_cfg.max_epochs
+    c.train_cfg.max_epochs = epochs
+    schedulers = c.get('param_scheduler') or []
+    for s in (schedulers if isinstance(schedulers, list) else [schedulers]):
+        if not s.get('by_epoch', True):
+            continue
+        for key in ('T_max', 'end'):
+            if s.get(key) == old:
+                s[key] = epochs
+
+
+def retrain_phase(retrain_cfg, avg_bits: float, mixed_precision: str, supernet: str,
+                  work_dir: str, epochs: Optional[int] = None):
+    """The config that retrains one budget's configuration (``mixed_precision``, a
+    file) with ``retrain_cfg``'s recipe, for ``epochs`` (default: the config's),
+    from the shared supernet's weights unless the config names a float or supernet
+    checkpoint."""
+    c = copy.deepcopy(retrain_cfg)
+    c.work_dir = work_dir
+    c.experiment_name = f'{budget_dir_name(avg_bits)}_retrain'
+    c.load_from, c.resume = None, False
+    c.model.mixed_precision = mixed_precision
+    if not c.model.get('float_checkpoint') and not c.model.get('supernet_checkpoint'):
+        c.model.supernet_checkpoint = supernet
+    if epochs is not None:
+        _scale_schedule(c, epochs)
+    c.train_cfg.val_begin = c.train_cfg.max_epochs + 1  # validated once, after training
+    return c
+
+
+def _validate(runner) -> Dict[str, float]:
+    validated = runner.val() if runner.cfg.get('val_dataloader') else {}
+    return {k: float(v) for k, v in (validated or {}).items() if isinstance(v, (int, float))}
+
+
 def _check_all(cfg, budgets: List[float]) -> None:
     """Every budget checked on the supernet, as its search would build it, before
     any training."""
@@ -145,13 +198,19 @@ def _check_all(cfg, budgets: List[float]) -> None:
 
 
 def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
-                   on_result: Optional[Callable[[ManyBudgets], None]] = None) -> ManyBudgets:
+                   on_result: Optional[Callable[[ManyBudgets], None]] = None,
+                   retrain_cfg=None, retrain_epochs: Optional[int] = None) -> ManyBudgets:
     """Train the supernet of ``cfg`` (a BP-NAS search config) once, then search each
     budget (average bits) from it; writes ``<work_dir>/supernet/``,
-    ``<work_dir>/budget_<b>/`` and returns what each produced. ``on_result`` is
+    ``<work_dir>/budget_<b>/`` (and ``budget_<b>/retrain/`` with ``retrain_cfg``,
+    see :func:`retrain_phase`) and returns what each produced. ``on_result`` is
     called after the supernet and after each budget (to write tables as they grow)."""
     _check_search_cfg(cfg)
     budgets = check_budgets(list(budgets))
+    if retrain_cfg is not None:
+        _check_retrain_cfg(retrain_cfg)
+    if retrain_epochs is not None and retrain_epochs < 1:
+        raise InputError(f'--retrain-epochs: {retrain_epochs} is not a number of epochs (>= 1)')
     _check_all(cfg, budgets)
     work = cfg.work_dir
     t0 = time.time()
@@ -172,33 +231,51 @@ def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
                   f'steps from {supernet}', logger='current')
         runner = build_runner(theta_phase(cfg, b, supernet, osp.join(work, budget_dir_name(b))))
         runner.train()
-        validated = runner.val() if cfg.get('val_dataloader') else {}
-        metrics = {k: float(v) for k, v in (validated or {}).items()
-                   if isinstance(v, (int, float))}
+        metrics = _validate(runner)
         path = osp.join(runner.work_dir, 'mixed_precision.json')
         with open(path) as f:
             mp = json.load(f)
-        done.results.append(BudgetResult(
+        result = BudgetResult(
             avg_bits_limit=b, work_dir=runner.work_dir, file=path, avg_bits=mp['avg_bits'],
             expected_bits=mp['expected_bits'], inside_budget=mp['inside_budget'],
             repaired=mp['repaired'], constraints=mp.get('constraints', {}), metrics=metrics,
-            minutes=(time.time() - t0) / 60))
+            minutes=(time.time() - t0) / 60)
         del runner
+        if retrain_cfg is not None:
+            t0 = time.time()
+            print_log(f'many budgets [{k + 1}/{len(budgets)}]: retraining the B_max = {b:g} '
+                      f'configuration ({result.avg_bits:.4f} bits)', logger='current')
+            runner = build_runner(retrain_phase(retrain_cfg, b, path, supernet,
+                                                osp.join(result.work_dir, 'retrain'),
+                                                retrain_epochs))
+            runner.train()
+            result.retrained = _validate(runner)
+            result.retrain_minutes = (time.time() - t0) / 60
+            del runner
+        done.results.append(result)
         if on_result:
             on_result(done)
     return done
 
 
 def budgets_table(done: ManyBudgets, metric: Optional[str]) -> str:
-    """The per-budget results as a Markdown table."""
-    head = f'| B_max | avg bits | inside | repaired | E (bits) | {metric or "metric"} | minutes |'
-    lines = [head, '|' + '---|' * 7]
+    """The per-budget results as a Markdown table (the retrained metric when any
+    configuration was retrained)."""
+    retrained = any(r.retrained for r in done.results)
+    name = metric or 'metric'
+    head = (f'| B_max | avg bits | inside | repaired | E (bits) | {name}, supernet weights | '
+            + (f'{name}, retrained | ' if retrained else '') + 'minutes |')
+    lines = [head, '|' + '---|' * (8 if retrained else 7)]
+
+    def cell(values):
+        value = values.get(metric) if metric else None
+        return '-' if value is None else f'{value:.4g}'
     for r in done.results:
-        value = r.metrics.get(metric) if metric else None
         lines.append(f'| {r.avg_bits_limit:g} | {r.avg_bits:.4f} | '
                      f'{"yes" if r.inside_budget else "NO"} | {"yes" if r.repaired else "no"} | '
-                     f'{r.expected_bits:.4f} | {"-" if value is None else f"{value:.4g}"} | '
-                     f'{r.minutes:.1f} |')
+                     f'{r.expected_bits:.4f} | {cell(r.metrics)} | '
+                     + (f'{cell(r.retrained)} | ' if retrained else '')
+                     + f'{r.minutes + r.retrain_minutes:.1f} |')
     return '\n'.join(lines) + (f'\n\nshared supernet: {done.supernet} '
                                f'({done.supernet_minutes:.1f} min)')
 
@@ -246,10 +323,13 @@ def write_outputs(done: ManyBudgets, work_dir: str, metric: Optional[str]) -> Li
             text = src.read()
         written.append(write_atomic(osp.join(work_dir, f'mixed_precision_b{r.avg_bits_limit:g}.json'),
                                     lambda f, text=text: f.write(text)))
-    points = [(r.avg_bits, r.metrics[metric]) for r in done.results if metric in r.metrics]
-    if points:
+    series = {"supernet's weights": [(r.avg_bits, r.metrics[metric])
+                                     for r in done.results if metric in r.metrics],
+              'retrained': [(r.avg_bits, r.retrained[metric])
+                            for r in done.results if metric in r.retrained]}
+    series = {label: points for label, points in series.items() if points}
+    if series:
         name = metric.replace('/', '_')
-        written.append(plot_curve({"supernet's weights": points}, metric,
-                                  osp.join(work_dir, f'{name}_vs_avg_bits.png'),
+        written.append(plot_curve(series, metric, osp.join(work_dir, f'{name}_vs_avg_bits.png'),
                                   [r.avg_bits_limit for r in done.results]))
     return written

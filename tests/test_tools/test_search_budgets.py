@@ -12,6 +12,7 @@ from bpnas_mm.export import load_mixed_precision
 from .conftest import ROOT, run_tool
 
 SEARCH = 'configs/bpnas/bpnas_resnet20_cifar10_search_b3.py'
+RETRAIN = 'configs/bpnas/bpnas_resnet20_cifar10_retrain.py'
 
 
 def _tiny(root):
@@ -27,6 +28,14 @@ def _tiny(root):
             f'val_dataloader.dataset.data_root={root}']
 
 
+def _tiny_retrain(root):
+    return ['train_dataloader.batch_size=4', 'val_dataloader.batch_size=4',
+            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+            'randomness.seed=0', f'train_dataloader.dataset.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}']
+
+
 def _state(path):
     return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
@@ -35,8 +44,11 @@ def test_one_supernet_one_file_per_budget(cifar_folder, tmp_path):
     work = str(tmp_path / 'budgets')
     budgets = [3.0, 4.5]
     out = run_tool('tools/search_budgets.py', SEARCH, '--budgets', *map(str, budgets),
-                   '--work-dir', work, '--cfg-options', *_tiny(cifar_folder))
+                   '--work-dir', work, '--cfg-options', *_tiny(cifar_folder),
+                   '--retrain', RETRAIN, '--retrain-epochs', '1',
+                   '--retrain-options', *_tiny_retrain(cifar_folder))
     assert '| B_max | avg bits | inside |' in out
+    assert 'accuracy/top1, retrained |' in out
     done = json.load(open(os.path.join(work, 'budgets.json')))
     assert [r['avg_bits_limit'] for r in done['results']] == budgets
 
@@ -52,7 +64,10 @@ def test_one_supernet_one_file_per_budget(cifar_folder, tmp_path):
         mp = load_mixed_precision(os.path.join(work, f'mixed_precision_b{b:g}.json'))
         assert mp.extra['budget_avg_bits'] == b and mp.extra['inside_budget']
         assert mp.totals().avg_bits == r['avg_bits'] <= b
-        assert set(r['metrics']) == {'accuracy/top1'}
+        assert set(r['metrics']) == {'accuracy/top1'} == set(r['retrained'])
+        retrain = os.path.join(r['work_dir'], 'retrain')
+        assert os.path.exists(os.path.join(retrain, 'epoch_1.pth'))
+        assert not os.path.exists(os.path.join(retrain, 'epoch_2.pth'))  # --retrain-epochs 1
         history = [json.loads(line) for line in open(os.path.join(r['work_dir'],
                                                                    'arch_history.jsonl'))]
         assert history[-1]['probs'] == mp.extra['probabilities']
@@ -77,6 +92,17 @@ def test_a_budget_out_of_reach_is_refused_before_any_training(cifar_folder, tmp_
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert 'error: --budgets 9: B_max = 9.0 average bits is outside' in proc.stderr
     assert not os.path.exists(work)  # nothing half-written
+
+
+def test_a_search_config_is_refused_as_the_retrain_config(tmp_path):
+    work = str(tmp_path / 'refused')
+    proc = subprocess.run([sys.executable, 'tools/search_budgets.py', SEARCH, '--budgets', '3',
+                           '--work-dir', work, '--retrain', SEARCH],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ("error: --retrain: model.type is 'bpnas_mm.BPNAS'; a retrain config is a "
+            "fixed-precision one") in proc.stderr
+    assert not os.path.exists(work)
 
 
 def test_repeated_budgets_are_refused(tmp_path):
