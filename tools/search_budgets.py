@@ -1,7 +1,7 @@
 """One supernet, many budgets: train a search config's supernet once, search each budget.
 
     python tools/search_budgets.py CONFIG --budgets 2.5 3 3.5 4 5 [--work-dir DIR]
-        [--metric accuracy/top1] [--cfg-options key=value ...]
+        [--metric accuracy/top1] [--supernet-mode composite|sample] [--cfg-options ...]
         [--retrain RETRAIN_CONFIG [--retrain-epochs N] [--retrain-options key=value ...]]
 
 CONFIG is a BP-NAS search config (model.type=bpnas_mm.BPNAS, the search loop).
@@ -10,7 +10,10 @@ Its W steps run once, for train_cfg.max_epochs, with theta held uniform
 theta steps alone, for the same epochs and search samples, from those weights at
 the budget's feasible start (DIR/budget_<b>/). A budget replaces the config's
 average-bit limit; its other limits (budget=dict(..., weight_mb=...)) stay.
-Every budget is checked on the supernet before any training.
+Every budget is checked on the supernet before any training. --supernet-mode
+sets how the W steps use the uniform theta (default: the config's search.mode):
+'composite' trains the mixture of every candidate, 'sample' one uniformly
+sampled path per step; the budgets' theta steps keep the config's mode.
 
 With --retrain, each budget's configuration is then retrained with that
 fixed-precision config's recipe (its model.mixed_precision set to the budget's
@@ -31,7 +34,8 @@ import os.path as osp
 from mmengine.config import DictAction
 
 import bpnas_mm  # noqa: F401  (registers the plugin)
-from bpnas_mm.engine.many_budgets import default_metric, search_budgets, write_outputs
+from bpnas_mm.engine.many_budgets import (SUPERNET_MODES, default_metric, search_budgets,
+                                          write_outputs)
 from bpnas_mm.utils import keep_freed_memory
 from bpnas_mm.utils.cli import (add_run_args, build_runner, load_run_config,
                                 nothing_left_on_input_error)
@@ -46,6 +50,9 @@ def parse_args(argv=None):
                    help='B_max values in average bits, one search each')
     p.add_argument('--metric', help='the validation metric of the table and plot '
                                     '(default: the first one the evaluator reports)')
+    p.add_argument('--supernet-mode', choices=SUPERNET_MODES,
+                   help="how the supernet's W steps use the uniform theta "
+                        "(default: the config's search.mode)")
     p.add_argument('--retrain', metavar='RETRAIN_CONFIG',
                    help='a fixed-precision config (model.type=bpnas_mm.QuantModel) to '
                         'retrain each configuration with, then validate it')
@@ -84,7 +91,8 @@ def main(argv=None):
 
     with nothing_left_on_input_error(work):
         done = search_budgets(cfg, args.budgets, build_runner, on_result=write,
-                              retrain_cfg=retrain_cfg, retrain_epochs=args.retrain_epochs)
+                              retrain_cfg=retrain_cfg, retrain_epochs=args.retrain_epochs,
+                              supernet_mode=args.supernet_mode)
     missing = [r.avg_bits_limit for r in done.results if metric and metric not in r.metrics]
     if missing:
         print(f'warning: --metric {metric} was not reported for budgets {missing} (the '

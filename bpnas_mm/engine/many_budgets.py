@@ -114,11 +114,21 @@ def _phase(cfg, work_dir: str, name: str):
     return c
 
 
-def weights_phase(cfg, work_dir: str):
-    """The config that trains the shared weights: W steps only, theta uniform."""
+SUPERNET_MODES = ('composite', 'sample')
+
+
+def weights_phase(cfg, work_dir: str, mode: Optional[str] = None):
+    """The config that trains the shared weights: W steps only, theta uniform;
+    ``mode`` (default: the config's ``search.mode``) is how a W step uses theta:
+    ``'composite'`` trains the uniform mixture of every candidate (Eq. 6),
+    ``'sample'`` one uniformly sampled path per step (each configuration on its
+    own, as one-shot NAS trains its supernets)."""
     c = _phase(cfg, work_dir, 'supernet')
     c.train_cfg.steps = 'weights'
-    c.model.search = dict(c.model.get('search') or {}, theta_init='uniform')
+    search = dict(c.model.get('search') or {}, theta_init='uniform')
+    if mode is not None:
+        search['mode'] = mode
+    c.model.search = search
     return c
 
 
@@ -199,13 +209,17 @@ def _check_all(cfg, budgets: List[float]) -> None:
 
 def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
                    on_result: Optional[Callable[[ManyBudgets], None]] = None,
-                   retrain_cfg=None, retrain_epochs: Optional[int] = None) -> ManyBudgets:
+                   retrain_cfg=None, retrain_epochs: Optional[int] = None,
+                   supernet_mode: Optional[str] = None) -> ManyBudgets:
     """Train the supernet of ``cfg`` (a BP-NAS search config) once, then search each
     budget (average bits) from it; writes ``<work_dir>/supernet/``,
     ``<work_dir>/budget_<b>/`` (and ``budget_<b>/retrain/`` with ``retrain_cfg``,
-    see :func:`retrain_phase`) and returns what each produced. ``on_result`` is
-    called after the supernet and after each budget (to write tables as they grow)."""
+    see :func:`retrain_phase`) and returns what each produced. ``supernet_mode``:
+    see :func:`weights_phase`. ``on_result`` is called after the supernet and
+    after each budget (to write tables as they grow)."""
     _check_search_cfg(cfg)
+    if supernet_mode is not None and supernet_mode not in SUPERNET_MODES:
+        raise InputError(f'--supernet-mode: {supernet_mode!r} is not one of {SUPERNET_MODES}')
     budgets = check_budgets(list(budgets))
     if retrain_cfg is not None:
         _check_retrain_cfg(retrain_cfg)
@@ -214,9 +228,11 @@ def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
     _check_all(cfg, budgets)
     work = cfg.work_dir
     t0 = time.time()
+    phase = weights_phase(cfg, osp.join(work, 'supernet'), supernet_mode)
     print_log(f'many budgets {[f"{b:g}" for b in budgets]}: training the shared supernet '
-              f'({cfg.train_cfg.max_epochs} epochs of W steps, theta uniform)', logger='current')
-    runner = build_runner(weights_phase(cfg, osp.join(work, 'supernet')))
+              f'({cfg.train_cfg.max_epochs} epochs of W steps, theta uniform, '
+              f'{phase.model.search.get("mode", "composite")})', logger='current')
+    runner = build_runner(phase)
     runner.train()
     runner.save_checkpoint(runner.work_dir, SUPERNET, save_optimizer=False,
                            save_param_scheduler=False)

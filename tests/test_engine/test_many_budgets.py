@@ -55,6 +55,13 @@ def test_the_weights_phase_trains_w_from_uniform_theta_without_warm_up_or_resume
     assert 'steps' not in cfg.train_cfg and cfg.train_cfg.warmup_epochs == 2  # a copy
 
 
+def test_the_weights_phase_can_sample_paths_while_the_budgets_keep_the_configs_mode():
+    cfg = _search_cfg()
+    c = weights_phase(cfg, 'w/supernet', mode='sample')
+    assert c.model.search == dict(mode='sample', theta_init='uniform')
+    assert theta_phase(cfg, 3.0, 'sn.pth', 'w/b').model.search.mode == 'composite'
+
+
 def test_a_theta_phase_starts_from_the_supernet_at_its_own_budget():
     c = theta_phase(_search_cfg(), 4.5, 'w/supernet/supernet.pth', 'w/budget_4.5')
     assert c.train_cfg.steps == 'theta' and c.experiment_name == 'budget_4.5'

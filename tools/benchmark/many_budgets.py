@@ -1,7 +1,7 @@
 """K budgets from one shared supernet against K full searches, on real CIFAR-10.
 
     python tools/benchmark/many_budgets.py [--budgets 2.5 3 4] [--seeds 0 1]
-        [--search-epochs 2] [--search-images 6000 4000] [--retrain-epochs 2]
+        [--supernet-mode sample] [--search-epochs 2] [--search-images 6000 4000] [--retrain-epochs 2]
         [--retrain-images 10000] [--work-dir work_dirs/many_budgets]
         (and the data, weights and optimizer options of cifar_quality.py)
 
@@ -104,6 +104,9 @@ def write_results(bench, rows, seeds, budgets, walls, argv):
 def main(argv=None):
     p = common_args(__doc__)
     p.add_argument('--budgets', type=float, nargs='+', default=[2.5, 3.0, 4.0])
+    p.add_argument('--supernet-mode', choices=('composite', 'sample'),
+                   help="the shared supernet's W steps (tools/search_budgets.py "
+                        "--supernet-mode; default: the search config's mode)")
     p.set_defaults(retrain_epochs=2, retrain_images=10000, work_dir='work_dirs/many_budgets')
     args = p.parse_args(argv)
     bench = Bench(args)
@@ -125,7 +128,8 @@ def main(argv=None):
         opts = bench.search_opts(seed, 'barrier')
         work = osp.join(bench.work, f'shared_s{seed}')
         t0 = time.time()
-        tool('tools/search_budgets.py', SEARCH, '--budgets', *map(str, args.budgets),
+        mode = ['--supernet-mode', args.supernet_mode] if args.supernet_mode else []
+        tool('tools/search_budgets.py', SEARCH, '--budgets', *map(str, args.budgets), *mode,
              '--work-dir', work, '--cfg-options', *opts,
              log=osp.join(bench.work, f'shared_s{seed}.log'))
         walls[seed] = dict(shared=(time.time() - t0) / 60, full=0.0)
