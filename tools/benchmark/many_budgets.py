@@ -15,8 +15,9 @@ From the converted public ResNet20, per seed:
 Writes results.json, results.md (per budget and seed: average bits, inside,
 top-1 with the supernet's weights and after the retrain, minutes; then the wall
 time of K budgets each way and the mean top-1 difference) and
-top1_vs_avg_bits.png into the work dir. Wall times are of runs on the same
-machine one after the other; anything else running beside them shows in them.
+top1_vs_avg_bits.png into the work dir (``_from_supernet`` in their names with
+``--retrain-from supernet``). Wall times are of runs on the same machine one
+after the other; anything else running beside them shows in them.
 """
 import glob
 import json
@@ -68,7 +69,7 @@ def summary_lines(rows, seeds, budgets, walls):
     return out
 
 
-def write_results(bench, rows, seeds, budgets, walls, argv):
+def write_results(bench, rows, seeds, budgets, walls, argv, suffix=''):
     lines = ['| B_max | seed | method | avg bits | inside | repaired | top-1 supernet weights % '
              '| top-1 retrained % | search minutes |', '|' + '---|' * 9]
     for r in sorted(rows, key=lambda r: (r['budget'], r['seed'], r['method'])):
@@ -79,9 +80,9 @@ def write_results(bench, rows, seeds, budgets, walls, argv):
     md = '\n'.join(lines + [''] + summary_lines(rows, [s for s in seeds if s in walls],
                                                 budgets, walls))
     cmd = 'python tools/benchmark/many_budgets.py ' + ' '.join(argv or sys.argv[1:])
-    with open(osp.join(bench.work, 'results.md'), 'w') as f:
+    with open(osp.join(bench.work, f'results{suffix}.md'), 'w') as f:
         f.write(f'`{cmd.strip()}`\n\n{md}\n')
-    with open(osp.join(bench.work, 'results.json'), 'w') as f:
+    with open(osp.join(bench.work, f'results{suffix}.json'), 'w') as f:
         json.dump(dict(settings=vars(bench.a), rows=rows, walls=walls), f, indent=2)
     series = {}
     for method, key, label in (('shared', 'supernet_top1', "shared supernet's weights"),
@@ -97,7 +98,8 @@ def write_results(bench, rows, seeds, budgets, walls, argv):
             series[label] = pts
     if series:
         plot_curve(series, 'top-1 (%), mean over seeds', osp.join(bench.work,
-                                                                 'top1_vs_avg_bits.png'), budgets)
+                                                                 f'top1_vs_avg_bits{suffix}.png'),
+                   budgets)
     return md
 
 
@@ -107,47 +109,73 @@ def main(argv=None):
     p.add_argument('--supernet-mode', choices=('composite', 'sample'),
                    help="the shared supernet's W steps (tools/search_budgets.py "
                         "--supernet-mode; default: the search config's mode)")
+    p.add_argument('--retrain-from', choices=('float', 'supernet'), default='float',
+                   help="the retrains' start: the float weights (the same for both methods) "
+                        "or each method's own supernet (shared: supernet.pth; full: its "
+                        "search's last checkpoint)")
+    p.add_argument('--reuse-searches', action='store_true',
+                   help='retrain the searches an earlier run left in --work-dir (its wall '
+                        'times from its results.json) instead of searching again')
     p.set_defaults(retrain_epochs=2, retrain_images=10000, work_dir='work_dirs/many_budgets')
     args = p.parse_args(argv)
     bench = Bench(args)
     bench.prepare()
     rows, walls = [], {}
+    suffix = '' if args.retrain_from == 'float' else '_from_supernet'
+    earlier = dict(walls={}, rows=[])
+    if args.reuse_searches:
+        with open(osp.join(bench.work, 'results.json')) as f:
+            earlier = json.load(f)
 
-    def add(method, seed, b, mp_path, supernet_top1, search_minutes):
+    def add(method, seed, b, mp_path, supernet_top1, search_minutes, supernet):
         mp = json.load(open(mp_path))
-        name = f'{method}_b{b:g}_s{seed}_retrain'
-        top1, summary, _ = bench.train_fixed(name, RETRAIN, seed, args.retrain_epochs, mp_path)
+        name = f'{method}_b{b:g}_s{seed}_retrain{suffix}'
+        top1, summary, _ = bench.train_fixed(name, RETRAIN, seed, args.retrain_epochs, mp_path,
+                                             supernet if args.retrain_from == 'supernet'
+                                             else None)
         rows.append(dict(method=method, seed=seed, budget=b, avg_bits=summary['avg_bits'],
                          inside=mp['inside_budget'], repaired=mp['repaired'],
                          supernet_top1=supernet_top1, top1=top1, search_minutes=search_minutes))
         print(f'{method} B_max={b:g} seed {seed}: {summary["avg_bits"]:.3f} bits, top-1 '
               f'{top1:.2f} % (supernet weights {supernet_top1})', flush=True)
-        write_results(bench, rows, args.seeds, args.budgets, walls, argv)
+        write_results(bench, rows, args.seeds, args.budgets, walls, argv, suffix)
 
     for seed in args.seeds:
         opts = bench.search_opts(seed, 'barrier')
         work = osp.join(bench.work, f'shared_s{seed}')
         t0 = time.time()
         mode = ['--supernet-mode', args.supernet_mode] if args.supernet_mode else []
-        tool('tools/search_budgets.py', SEARCH, '--budgets', *map(str, args.budgets), *mode,
-             '--work-dir', work, '--cfg-options', *opts,
-             log=osp.join(bench.work, f'shared_s{seed}.log'))
+        if not args.reuse_searches:
+            tool('tools/search_budgets.py', SEARCH, '--budgets', *map(str, args.budgets), *mode,
+                 '--work-dir', work, '--cfg-options', *opts,
+                 log=osp.join(bench.work, f'shared_s{seed}.log'))
         walls[seed] = dict(shared=(time.time() - t0) / 60, full=0.0)
         done = json.load(open(osp.join(work, 'budgets.json')))
         full_files = {}
         for b in args.budgets:
-            mp_path, _, seconds = bench.search(f'full_b{b:g}_s{seed}', seed, 'barrier',
-                                               budget_opts=[f'model.budget={b}'])
-            walls[seed]['full'] += seconds / 60
-            full_files[b] = (mp_path, seconds / 60)
+            name = f'full_b{b:g}_s{seed}'
+            if args.reuse_searches:
+                mp_path = osp.join(bench.work, name, 'mixed_precision.json')
+                ckpt = osp.join(bench.work, name, f'epoch_{args.search_epochs}.pth')
+                minutes = next(r['search_minutes'] for r in earlier['rows']
+                               if (r['method'], r['budget'], r['seed']) == ('full', b, seed))
+            else:
+                mp_path, ckpt, seconds = bench.search(name, seed, 'barrier',
+                                                      budget_opts=[f'model.budget={b}'])
+                minutes = seconds / 60
+            walls[seed]['full'] += minutes
+            full_files[b] = (mp_path, minutes, ckpt)
+        if args.reuse_searches:
+            walls[seed] = earlier['walls'][str(seed)]
         for r in done['results']:
             add('shared', seed, r['avg_bits_limit'], r['file'], r['metrics'].get(METRIC),
-                r['minutes'])
-        for b, (mp_path, minutes) in full_files.items():
-            add('full', seed, b, mp_path, last_val_metric(osp.dirname(mp_path)), minutes)
-    md = write_results(bench, rows, args.seeds, args.budgets, walls, argv)
+                r['minutes'], done['supernet'])
+        for b, (mp_path, minutes, ckpt) in full_files.items():
+            add('full', seed, b, mp_path, last_val_metric(osp.dirname(mp_path)), minutes, ckpt)
+    md = write_results(bench, rows, args.seeds, args.budgets, walls, argv, suffix)
     print('\n' + md)
-    print(f'\nwritten: {bench.work}/results.md, results.json, top1_vs_avg_bits.png')
+    print(f'\nwritten: {bench.work}/results{suffix}.md, results{suffix}.json, '
+          f'top1_vs_avg_bits{suffix}.png')
 
 
 if __name__ == '__main__':
