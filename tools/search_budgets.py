@@ -1,7 +1,8 @@
 """One supernet, many budgets: train a search config's supernet once, search each budget.
 
     python tools/search_budgets.py CONFIG --budgets 2.5 3 3.5 4 5 [--work-dir DIR]
-        [--metric accuracy/top1] [--supernet-mode composite|sample] [--cfg-options ...]
+        [--metric accuracy/top1] [--supernet-mode composite|sample] [--theta-mu START END]
+        [--cfg-options ...]
         [--retrain RETRAIN_CONFIG [--retrain-epochs N] [--retrain-options key=value ...]]
 
 CONFIG is a BP-NAS search config (model.type=bpnas_mm.BPNAS, the search loop).
@@ -14,6 +15,10 @@ Every budget is checked on the supernet before any training. --supernet-mode
 sets how the W steps use the uniform theta (default: the config's search.mode):
 'composite' trains the mixture of every candidate, 'sample' one uniformly
 sampled path per step; the budgets' theta steps keep the config's mode.
+--theta-mu START END replaces the barrier weight's schedule (the config's
+BarrierMuHook) in the theta phases: with frozen weights the task loss pulls
+less than in a full search, and the default schedule leaves budget unused
+(README, "One supernet, many budgets").
 
 With --retrain, each budget's configuration is then retrained with that
 fixed-precision config's recipe (its model.mixed_precision set to the budget's
@@ -53,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument('--supernet-mode', choices=SUPERNET_MODES,
                    help="how the supernet's W steps use the uniform theta "
                         "(default: the config's search.mode)")
+    p.add_argument('--theta-mu', type=float, nargs=2, metavar=('START', 'END'),
+                   help="the barrier weight's schedule in the theta phases (default: the "
+                        "config's BarrierMuHook, e.g. 0.05 0.2)")
     p.add_argument('--retrain', metavar='RETRAIN_CONFIG',
                    help='a fixed-precision config (model.type=bpnas_mm.QuantModel) to '
                         'retrain each configuration with, then validate it')
@@ -92,7 +100,7 @@ def main(argv=None):
     with nothing_left_on_input_error(work):
         done = search_budgets(cfg, args.budgets, build_runner, on_result=write,
                               retrain_cfg=retrain_cfg, retrain_epochs=args.retrain_epochs,
-                              supernet_mode=args.supernet_mode)
+                              supernet_mode=args.supernet_mode, theta_mu=args.theta_mu)
     missing = [r.avg_bits_limit for r in done.results if metric and metric not in r.metrics]
     if missing:
         print(f'warning: --metric {metric} was not reported for budgets {missing} (the '

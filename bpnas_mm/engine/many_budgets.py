@@ -132,13 +132,22 @@ def weights_phase(cfg, work_dir: str, mode: Optional[str] = None):
     return c
 
 
-def theta_phase(cfg, avg_bits: float, supernet: Optional[str], work_dir: str):
-    """The config of one budget's search: theta steps only, from ``supernet``'s weights."""
+def theta_phase(cfg, avg_bits: float, supernet: Optional[str], work_dir: str,
+                mu: Optional[Sequence[float]] = None):
+    """The config of one budget's search: theta steps only, from ``supernet``'s weights;
+    ``mu = (start, end)`` replaces the schedule of the config's ``BarrierMuHook``."""
     c = _phase(cfg, work_dir, budget_dir_name(avg_bits))
     c.train_cfg.steps = 'theta'
     c.model.budget = with_avg_bits(cfg.model.budget, avg_bits)
     c.model.float_checkpoint = None
     c.model.supernet_checkpoint = supernet
+    if mu is not None:
+        hooks = [h for h in c.get('custom_hooks') or []
+                 if str(h.get('type', '')).endswith('BarrierMuHook')]
+        if not hooks:
+            raise InputError('--theta-mu: the config has no bpnas_mm.BarrierMuHook in '
+                             'custom_hooks to schedule; set model.search.mu instead')
+        hooks[0].update(start=float(mu[0]), end=float(mu[1]))
     return c
 
 
@@ -210,12 +219,13 @@ def _check_all(cfg, budgets: List[float]) -> None:
 def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
                    on_result: Optional[Callable[[ManyBudgets], None]] = None,
                    retrain_cfg=None, retrain_epochs: Optional[int] = None,
-                   supernet_mode: Optional[str] = None) -> ManyBudgets:
+                   supernet_mode: Optional[str] = None,
+                   theta_mu: Optional[Sequence[float]] = None) -> ManyBudgets:
     """Train the supernet of ``cfg`` (a BP-NAS search config) once, then search each
     budget (average bits) from it; writes ``<work_dir>/supernet/``,
     ``<work_dir>/budget_<b>/`` (and ``budget_<b>/retrain/`` with ``retrain_cfg``,
     see :func:`retrain_phase`) and returns what each produced. ``supernet_mode``:
-    see :func:`weights_phase`. ``on_result`` is called after the supernet and
+    see :func:`weights_phase`; ``theta_mu``: see :func:`theta_phase`. ``on_result`` is called after the supernet and
     after each budget (to write tables as they grow)."""
     _check_search_cfg(cfg)
     if supernet_mode is not None and supernet_mode not in SUPERNET_MODES:
@@ -225,6 +235,11 @@ def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
         _check_retrain_cfg(retrain_cfg)
     if retrain_epochs is not None and retrain_epochs < 1:
         raise InputError(f'--retrain-epochs: {retrain_epochs} is not a number of epochs (>= 1)')
+    if theta_mu is not None:
+        if len(theta_mu) != 2 or not all(math.isfinite(m) and m > 0 for m in theta_mu):
+            raise InputError(f'--theta-mu: {list(theta_mu)} is not START END, two positive '
+                             f'barrier weights')
+        theta_phase(cfg, budgets[0], None, cfg.work_dir, theta_mu)  # refused here, not later
     _check_all(cfg, budgets)
     work = cfg.work_dir
     t0 = time.time()
@@ -245,7 +260,8 @@ def search_budgets(cfg, budgets: Sequence[float], build_runner: Callable,
         t0 = time.time()
         print_log(f'many budgets [{k + 1}/{len(budgets)}]: B_max = {b:g} average bits, theta '
                   f'steps from {supernet}', logger='current')
-        runner = build_runner(theta_phase(cfg, b, supernet, osp.join(work, budget_dir_name(b))))
+        runner = build_runner(theta_phase(cfg, b, supernet, osp.join(work, budget_dir_name(b)),
+                                          theta_mu))
         runner.train()
         metrics = _validate(runner)
         path = osp.join(runner.work_dir, 'mixed_precision.json')

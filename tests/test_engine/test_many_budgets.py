@@ -71,6 +71,19 @@ def test_a_theta_phase_starts_from_the_supernet_at_its_own_budget():
     assert c.train_cfg.max_epochs == 6  # the same iterations as a full search
 
 
+def test_theta_mu_replaces_the_barrier_schedule_of_the_theta_phases_only():
+    cfg = _search_cfg()
+    cfg.custom_hooks = [dict(type='bpnas_mm.ArchLoggingHook', interval=20),
+                        dict(type='bpnas_mm.BarrierMuHook', start=0.05, end=0.2)]
+    c = theta_phase(cfg, 3.0, 'sn.pth', 'w/b', mu=(0.01, 0.04))
+    assert c.custom_hooks[1] == dict(type='bpnas_mm.BarrierMuHook', start=0.01, end=0.04)
+    assert cfg.custom_hooks[1].start == 0.05  # a copy
+    assert theta_phase(cfg, 3.0, 'sn.pth', 'w/b').custom_hooks[1].end == 0.2
+    del cfg.custom_hooks[1]
+    with pytest.raises(InputError, match='--theta-mu: the config has no bpnas_mm.BarrierMuHook'):
+        theta_phase(cfg, 3.0, 'sn.pth', 'w/b', mu=(0.01, 0.04))
+
+
 def test_a_retrain_starts_from_the_supernet_and_its_schedule_follows_the_epochs():
     c = retrain_phase(_retrain_cfg(), 3.0, 'w/budget_3/mixed_precision.json', 'sn.pth',
                       'w/budget_3/retrain', epochs=2)

@@ -45,7 +45,7 @@ def test_one_supernet_one_file_per_budget(cifar_folder, tmp_path):
     budgets = [3.0, 4.5]
     out = run_tool('tools/search_budgets.py', SEARCH, '--budgets', *map(str, budgets),
                    '--work-dir', work, '--cfg-options', *_tiny(cifar_folder),
-                   '--retrain', RETRAIN, '--retrain-epochs', '1',
+                   '--theta-mu', '0.01', '0.04', '--retrain', RETRAIN, '--retrain-epochs', '1',
                    '--retrain-options', *_tiny_retrain(cifar_folder))
     assert '| B_max | avg bits | inside |' in out
     assert 'accuracy/top1, retrained |' in out
@@ -71,6 +71,7 @@ def test_one_supernet_one_file_per_budget(cifar_folder, tmp_path):
         history = [json.loads(line) for line in open(os.path.join(r['work_dir'],
                                                                    'arch_history.jsonl'))]
         assert history[-1]['probs'] == mp.extra['probabilities']
+        assert all(0.01 <= h['mu'] <= 0.04 for h in history)  # --theta-mu, not 0.05 to 0.2
         starts.add(round(history[0]['expected_bits'], 6))
         # theta steps only: every weight and clip is the supernet's, theta is its own
         final = _state(os.path.join(r['work_dir'], 'epoch_1.pth'))
@@ -102,6 +103,16 @@ def test_a_search_config_is_refused_as_the_retrain_config(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert ("error: --retrain: model.type is 'bpnas_mm.BPNAS'; a retrain config is a "
             "fixed-precision one") in proc.stderr
+    assert not os.path.exists(work)
+
+
+def test_a_bad_theta_mu_is_refused_before_any_training(tmp_path):
+    work = str(tmp_path / 'refused')
+    proc = subprocess.run([sys.executable, 'tools/search_budgets.py', SEARCH, '--budgets', '3',
+                           '--work-dir', work, '--theta-mu', '0', '0.1'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'error: --theta-mu: [0.0, 0.1] is not START END, two positive' in proc.stderr
     assert not os.path.exists(work)
 
 
