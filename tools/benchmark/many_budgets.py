@@ -1,7 +1,7 @@
 """K budgets from one shared supernet against K full searches, on real CIFAR-10.
 
     python tools/benchmark/many_budgets.py [--budgets 2.5 3 4] [--seeds 0 1]
-        [--supernet-mode sample] [--search-epochs 2] [--search-images 6000 4000] [--retrain-epochs 2]
+        [--supernet-mode sample] [--theta-mu 0.01 0.04] [--search-epochs 2] [--search-images 6000 4000] [--retrain-epochs 2]
         [--retrain-images 10000] [--work-dir work_dirs/many_budgets]
         (and the data, weights and optimizer options of cifar_quality.py)
 
@@ -109,6 +109,9 @@ def main(argv=None):
     p.add_argument('--supernet-mode', choices=('composite', 'sample'),
                    help="the shared supernet's W steps (tools/search_budgets.py "
                         "--supernet-mode; default: the search config's mode)")
+    p.add_argument('--theta-mu', type=float, nargs=2, metavar=('START', 'END'),
+                   help="the shared search's barrier schedule in its theta phases "
+                        "(tools/search_budgets.py --theta-mu; default: the config's)")
     p.add_argument('--retrain-from', choices=('float', 'supernet'), default='float',
                    help="the retrains' start: the float weights (the same for both methods) "
                         "or each method's own supernet (shared: supernet.pth; full: its "
@@ -145,6 +148,7 @@ def main(argv=None):
         work = osp.join(bench.work, f'shared_s{seed}')
         t0 = time.time()
         mode = ['--supernet-mode', args.supernet_mode] if args.supernet_mode else []
+        mode += ['--theta-mu', *map(str, args.theta_mu)] if args.theta_mu else []
         if not args.reuse_searches:
             tool('tools/search_budgets.py', SEARCH, '--budgets', *map(str, args.budgets), *mode,
                  '--work-dir', work, '--cfg-options', *opts,
