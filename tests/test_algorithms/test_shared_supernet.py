@@ -4,10 +4,11 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
-from mmpretrain.structures import DataSample
 
 from bpnas_mm.engine import BPNASOptimWrapperConstructor
 from bpnas_mm.utils.user_files import InputError
+
+from .tiny_data import batch
 
 TINY = Config.fromfile('configs/bpnas/bpnas_resnet8_tiny_search.py')
 
@@ -21,14 +22,6 @@ def build(budget=3.0, theta_init='feasible', seed=0, **extra):
         architecture=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         arch_params=dict(optimizer=dict(type='Adam', lr=0.05))))(model)
     return model, optim
-
-
-def batch(seed, n=4):
-    g = torch.Generator().manual_seed(seed)
-    return dict(inputs=[torch.randint(0, 256, (3, 16, 16), generator=g, dtype=torch.uint8)
-                        for _ in range(n)],
-                data_samples=[DataSample().set_gt_label(int(i)) for i in
-                              torch.randint(0, 10, (n,), generator=g)])
 
 
 def _theta(model):
